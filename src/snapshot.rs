@@ -1,0 +1,231 @@
+//! `HeapProfile`: a consistent copy of every record, with unbiased estimates.
+//!
+//! A snapshot is taken by [`heap_profile`](crate::heap_profile). It copies the
+//! record table (never holding a lock that the allocation path needs) and
+//! turns each record's sampled weights into estimates of the true numbers:
+//! every sample carries the weight `1 / (1 - e^(-size/rate))` of the rate in
+//! force when *it* was taken, so a rate change mid-run is weighted correctly.
+//! At rate 1 every weight is exactly 1 and the numbers are exact.
+//!
+//! Symbolization is not done here: the snapshot holds raw return addresses.
+//! [`HeapProfile::write_pprof`] and [`HeapProfile::write_text`] resolve them,
+//! and [`Record::frames`] does so for one record.
+
+use std::io;
+
+/// A heap profile: one [`Record`] per (call stack, object size), as in Go.
+///
+/// Values are unbiased estimates of the true counts (exact at rate 1). A
+/// profile is an owned snapshot: it does not change when the program
+/// allocates after it was taken.
+///
+/// ```
+/// let profile = memprof::heap_profile();
+/// for record in profile.records() {
+///     println!("{} bytes in use in {} objects of {} bytes",
+///         record.inuse_bytes(), record.inuse_objects(), record.object_size());
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct HeapProfile {
+    pub(crate) records: Vec<Record>,
+    /// The sampling rate in force when the snapshot was taken (pprof `period`).
+    pub(crate) rate: usize,
+    /// Wall-clock time of the snapshot, nanoseconds since the Unix epoch.
+    pub(crate) time_nanos: i64,
+    /// Samples lost because a profiler table or the sampled-block region was full.
+    pub(crate) dropped_samples: u64,
+    /// Which unwinder captured the stacks ("libgcc", "fp").
+    pub(crate) unwinder: &'static str,
+}
+
+/// The counters of one allocation site: a call stack and an object size.
+///
+/// `alloc_*` are cumulative since the process started (Go's `alloc_space`);
+/// `inuse_*` are the blocks still live when the snapshot was taken.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// Return addresses, leaf (innermost) first, as captured.
+    pub(crate) stack: Vec<usize>,
+    /// The unwinder stopped at the depth limit before reaching the root.
+    pub(crate) truncated: bool,
+    /// Requested size (`Layout::size()`) of each object in this record.
+    pub(crate) object_size: u64,
+    /// Samples taken at this site, and samples of those that were freed.
+    pub(crate) sampled_allocs: u64,
+    pub(crate) sampled_frees: u64,
+    /// Unbiased estimates of objects allocated and still in use.
+    pub(crate) alloc_objects_est: f64,
+    pub(crate) inuse_objects_est: f64,
+}
+
+/// One frame of a symbolized stack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Demangled function name without the hash suffix, e.g. `myapp::load`.
+    pub function: String,
+    /// Source file, when debug info is present.
+    pub file: Option<String>,
+    /// Line number in `file`, when debug info is present.
+    pub line: Option<u32>,
+    /// The instruction address this frame was resolved from.
+    pub address: usize,
+    /// This frame was inlined into the next frame of the same address.
+    pub inlined: bool,
+}
+
+impl HeapProfile {
+    /// The records of this profile, one per (stack, object size).
+    pub fn records(&self) -> impl ExactSizeIterator<Item = &Record> + '_ {
+        self.records.iter()
+    }
+
+    /// The sampling rate (mean bytes between samples) when this snapshot was
+    /// taken; written as the pprof `period`. 0 means profiling was off.
+    pub fn rate(&self) -> usize {
+        self.rate
+    }
+
+    /// Samples that were not recorded because a table of the profiler was
+    /// full. Also written into the profile's comments.
+    pub fn dropped_samples(&self) -> u64 {
+        self.dropped_samples
+    }
+
+    /// When the snapshot was taken, in nanoseconds since the Unix epoch.
+    pub fn time_nanos(&self) -> i64 {
+        self.time_nanos
+    }
+
+    /// Name of the stack unwinder that captured the stacks.
+    pub fn unwinder(&self) -> &'static str {
+        self.unwinder
+    }
+
+    /// Estimated totals over all records.
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
+        for r in &self.records {
+            t.alloc_objects += r.alloc_objects();
+            t.alloc_bytes += r.alloc_bytes();
+            t.inuse_objects += r.inuse_objects();
+            t.inuse_bytes += r.inuse_bytes();
+        }
+        t
+    }
+
+    /// Writes the profile as a gzip-compressed pprof `profile.proto`, shaped
+    /// like Go's heap profile (`go tool pprof` opens it as it is).
+    ///
+    /// Symbolizes the stacks (functions, inlined frames, files and lines).
+    /// Allocations made while writing are not sampled.
+    ///
+    /// ```no_run
+    /// let file = std::fs::File::create("heap.pb.gz")?;
+    /// memprof::heap_profile().write_pprof(file)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn write_pprof<W: io::Write>(&self, w: W) -> io::Result<()> {
+        crate::guard::without_sampling(|| crate::encode::pprof::write(self, None, w))
+    }
+
+    /// Like [`write_pprof`](Self::write_pprof), but the profile opens on
+    /// `alloc_space` by default, like Go's `allocs` profile.
+    pub fn write_pprof_allocs<W: io::Write>(&self, w: W) -> io::Result<()> {
+        crate::guard::without_sampling(|| {
+            crate::encode::pprof::write(self, Some("alloc_space"), w)
+        })
+    }
+
+    /// Writes Go's legacy text heap profile (`debug=1`), which
+    /// `go tool pprof` also reads.
+    ///
+    /// ```
+    /// let mut out = Vec::new();
+    /// memprof::heap_profile().write_text(&mut out)?;
+    /// assert!(out.starts_with(b"heap profile: "));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn write_text<W: io::Write>(&self, w: W) -> io::Result<()> {
+        crate::guard::without_sampling(|| crate::encode::text::write(self, w))
+    }
+}
+
+/// Estimated totals of a [`HeapProfile`], see [`HeapProfile::totals`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Objects allocated since the start.
+    pub alloc_objects: u64,
+    /// Bytes allocated since the start.
+    pub alloc_bytes: u64,
+    /// Objects live at the snapshot.
+    pub inuse_objects: u64,
+    /// Bytes live at the snapshot.
+    pub inuse_bytes: u64,
+}
+
+impl Record {
+    /// Return addresses of the allocating call stack, innermost first, as
+    /// captured (including the profiler's own frames, which the encoders
+    /// and [`frames`](Self::frames) remove).
+    pub fn stack(&self) -> &[usize] {
+        &self.stack
+    }
+
+    /// The stack was cut at the depth limit (128 user frames).
+    pub fn is_truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// Requested size in bytes of each object of this record.
+    pub fn object_size(&self) -> u64 {
+        self.object_size
+    }
+
+    /// Estimated objects allocated at this site since the start.
+    pub fn alloc_objects(&self) -> u64 {
+        round(self.alloc_objects_est)
+    }
+
+    /// Estimated bytes allocated at this site since the start.
+    pub fn alloc_bytes(&self) -> u64 {
+        round(self.alloc_objects_est * self.object_size as f64)
+    }
+
+    /// Estimated objects of this site live at the snapshot.
+    pub fn inuse_objects(&self) -> u64 {
+        round(self.inuse_objects_est)
+    }
+
+    /// Estimated bytes of this site live at the snapshot.
+    pub fn inuse_bytes(&self) -> u64 {
+        round(self.inuse_objects_est * self.object_size as f64)
+    }
+
+    /// Raw number of samples taken at this site (not scaled).
+    pub fn sampled_allocs(&self) -> u64 {
+        self.sampled_allocs
+    }
+
+    /// Raw number of those samples that were freed (not scaled).
+    pub fn sampled_frees(&self) -> u64 {
+        self.sampled_frees
+    }
+
+    /// Symbolizes the stack: one [`Frame`] per function, inlined frames
+    /// included, innermost first, without the profiler's own frames.
+    ///
+    /// Allocations made while symbolizing are not sampled.
+    pub fn frames(&self) -> Vec<Frame> {
+        crate::guard::without_sampling(|| crate::symbolize::frames_of(&self.stack))
+    }
+}
+
+/// Rounds a non-negative estimate to the nearest integer.
+pub(crate) fn round(x: f64) -> u64 {
+    if x <= 0.0 {
+        0
+    } else {
+        (x + 0.5) as u64
+    }
+}
