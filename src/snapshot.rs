@@ -126,15 +126,13 @@ impl HeapProfile {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn write_pprof<W: io::Write>(&self, w: W) -> io::Result<()> {
-        crate::guard::without_sampling(|| crate::encode::pprof::write(self, None, w))
+        encode_then_write(w, |buf| crate::encode::pprof::write(self, None, buf))
     }
 
     /// Like [`write_pprof`](Self::write_pprof), but the profile opens on
     /// `alloc_space` by default, like Go's `allocs` profile.
     pub fn write_pprof_allocs<W: io::Write>(&self, w: W) -> io::Result<()> {
-        crate::guard::without_sampling(|| {
-            crate::encode::pprof::write(self, Some("alloc_space"), w)
-        })
+        encode_then_write(w, |buf| crate::encode::pprof::write(self, Some("alloc_space"), buf))
     }
 
     /// Writes Go's legacy text heap profile (`debug=1`), which
@@ -147,7 +145,7 @@ impl HeapProfile {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn write_text<W: io::Write>(&self, w: W) -> io::Result<()> {
-        crate::guard::without_sampling(|| crate::encode::text::write(self, w))
+        encode_then_write(w, |buf| crate::encode::text::write(self, buf))
     }
 }
 
@@ -217,7 +215,10 @@ impl Record {
     ///
     /// Allocations made while symbolizing are not sampled.
     pub fn frames(&self) -> Vec<Frame> {
-        crate::guard::without_sampling(|| crate::symbolize::frames_of(&self.stack))
+        crate::guard::without_sampling(|| {
+            let _g = WRITER.lock();
+            crate::symbolize::frames_of(&self.stack)
+        })
     }
 }
 
@@ -228,4 +229,67 @@ pub(crate) fn round(x: f64) -> u64 {
     } else {
         (x + 0.5) as u64
     }
+}
+
+/// Serialises profile building and symbolization (and is taken around
+/// `fork`, so a child never inherits the symbolizer's locks mid-use).
+static WRITER: crate::sys::lock::SpinLock = crate::sys::lock::SpinLock::new();
+
+pub(crate) fn lock_writer_for_fork() {
+    WRITER.raw_lock();
+}
+
+pub(crate) fn unlock_writer_after_fork() {
+    WRITER.raw_unlock();
+}
+
+/// Encodes under the writer lock into memory, then writes `w` without the
+/// lock, so a slow reader never holds up `fork` or other writers.
+pub(crate) fn encode_then_write<W: io::Write>(
+    mut w: W,
+    encode: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
+) -> io::Result<()> {
+    let buf = crate::guard::without_sampling(|| {
+        let _g = WRITER.lock();
+        let mut buf = Vec::new();
+        encode(&mut buf).map(|()| buf)
+    })?;
+    crate::guard::without_sampling(|| {
+        w.write_all(&buf)?;
+        w.flush()
+    })
+}
+
+/// Takes a snapshot of every record. See [`crate::heap_profile`].
+pub(crate) fn take() -> HeapProfile {
+    crate::guard::without_sampling(|| {
+        let mut records = Vec::with_capacity(crate::stacks::count());
+        crate::records::for_each(|c| {
+            if c.allocs == 0 {
+                return;
+            }
+            let (frames, truncated) = crate::stacks::get(c.stack);
+            let one = crate::sampler::WEIGHT_ONE as f64;
+            records.push(Record {
+                stack: frames.to_vec(),
+                truncated,
+                object_size: c.size,
+                sampled_allocs: c.allocs,
+                sampled_frees: c.frees,
+                alloc_objects_est: c.alloc_weight as f64 / one,
+                inuse_objects_est: (c.alloc_weight - c.free_weight) as f64 / one,
+            });
+        });
+        let time_nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        HeapProfile {
+            records,
+            rate: crate::sampler::rate(),
+            time_nanos,
+            dropped_samples: crate::records::dropped(),
+            unwinder: crate::stack::unwinder_name(),
+        }
+    })
 }

@@ -1,0 +1,182 @@
+//! `Sampled<A>`: the global allocator wrapper.
+//!
+//! Every call forwards to the inner allocator, except the rare sampled one.
+//! The fast paths are:
+//!
+//! - `alloc`: count the size against the thread's countdown; one branch.
+//! - `dealloc`: is the pointer inside the sampled-block region? one branch.
+//!
+//! Everything else is `#[cold]` and out of line, so the inlined fast paths
+//! stay a handful of instructions. Null from the inner allocator is passed
+//! back untouched and nothing is recorded for it.
+
+use crate::live;
+use crate::sampler;
+use crate::sys::region;
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr;
+
+/// A global allocator that samples allocations, Go-style, and forwards
+/// everything to the allocator it wraps.
+///
+/// ```
+/// use std::alloc::System;
+///
+/// #[global_allocator]
+/// static A: memprof::Sampled<System> = memprof::Sampled::new(System);
+///
+/// fn main() {
+///     let v: Vec<u64> = (0..100_000).collect();
+///     let profile = memprof::heap_profile();
+///     println!("{} sites sampled", profile.records().len());
+///     # drop(v);
+/// }
+/// ```
+///
+/// Any inner `GlobalAlloc` works (System, mimalloc, jemalloc). Sampled
+/// blocks (about one per 512 KiB allocated at the default rate, all of
+/// them at rate 1) are served from a reserved address range of the
+/// profiler instead of the inner allocator, which is what lets `dealloc`
+/// recognise them exactly with one compare; see the crate docs.
+///
+/// The `GlobalAlloc` contract is kept: no method unwinds, null from the
+/// inner allocator is passed back, and layouts are forwarded unchanged.
+pub struct Sampled<A> {
+    inner: A,
+}
+
+impl<A> Sampled<A> {
+    /// Wraps `inner`. `const`, so it can initialise a `static`.
+    pub const fn new(inner: A) -> Self {
+        Sampled { inner }
+    }
+
+    /// The wrapped allocator.
+    pub const fn inner(&self) -> &A {
+        &self.inner
+    }
+}
+
+// SAFETY: every method returns either what the inner allocator returned for
+// the same layout, or a block from the region that is valid for the layout
+// (size and alignment honoured, zeroed when asked) until it is passed back
+// to `dealloc`/`realloc` here. Blocks are routed back to whoever served them
+// by `region::contains`, which is exact.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for Sampled<A> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if sampler::fast(layout.size()) {
+            // SAFETY: the caller upholds `alloc`'s contract for `layout`.
+            return unsafe { self.inner.alloc(layout) };
+        }
+        // SAFETY: as above.
+        unsafe { self.alloc_slow(layout, false) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if sampler::fast(layout.size()) {
+            // SAFETY: the caller upholds `alloc_zeroed`'s contract.
+            return unsafe { self.inner.alloc_zeroed(layout) };
+        }
+        // SAFETY: as above.
+        unsafe { self.alloc_slow(layout, true) }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if region::contains(ptr) {
+            // SAFETY: `ptr` is live (caller's contract) and in the region,
+            // so it was served by `live::alloc_sampled`.
+            return unsafe { live::free_sampled(ptr) };
+        }
+        // SAFETY: not ours, so the inner allocator served it with `layout`.
+        unsafe { self.inner.dealloc(ptr, layout) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if !region::contains(ptr) && sampler::fast(new_size) {
+            // SAFETY: the inner allocator served `ptr` with `layout`; the
+            // caller upholds `realloc`'s contract.
+            return unsafe { self.inner.realloc(ptr, layout, new_size) };
+        }
+        // SAFETY: as above.
+        unsafe { self.realloc_slow(ptr, layout, new_size) }
+    }
+}
+
+impl<A: GlobalAlloc> Sampled<A> {
+    #[cold]
+    #[inline(never)]
+    unsafe fn alloc_slow(&self, layout: Layout, zeroed: bool) -> *mut u8 {
+        if let Some(weight) = sampler::slow(layout.size()) {
+            let p = live::alloc_sampled(layout, weight, zeroed);
+            if !p.is_null() {
+                return p;
+            }
+        }
+        // SAFETY: the caller upholds the contract for `layout`.
+        unsafe {
+            if zeroed {
+                self.inner.alloc_zeroed(layout)
+            } else {
+                self.inner.alloc(layout)
+            }
+        }
+    }
+
+    /// `realloc` as a free of the old block and an allocation of the new
+    /// one, for the profile; the data moves only when a block enters or
+    /// leaves the region.
+    #[cold]
+    #[inline(never)]
+    unsafe fn realloc_slow(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let old_sampled = region::contains(ptr);
+        // A sampled old block skipped the countdown in the fast path.
+        let weight = if old_sampled && sampler::fast(new_size) {
+            None
+        } else {
+            sampler::slow(new_size)
+        };
+        // SAFETY: `realloc`'s contract: `new_size`, rounded up to
+        // `layout.align()`, does not overflow isize.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        if old_sampled {
+            if let Some(w) = weight {
+                // SAFETY: `ptr` is a live region block.
+                if unsafe { live::resample_in_place(ptr, layout.align(), new_size, w) } {
+                    return ptr;
+                }
+            }
+            let new = match weight.map(|w| live::alloc_sampled(new_layout, w, false)) {
+                Some(p) if !p.is_null() => p,
+                // SAFETY: `new_layout` is valid and non-zero-sized.
+                _ => unsafe { self.inner.alloc(new_layout) },
+            };
+            if new.is_null() {
+                return new; // the old block stays valid, as `realloc` requires
+            }
+            // SAFETY: both blocks are live, distinct, and at least this long.
+            unsafe {
+                ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                live::free_sampled(ptr);
+            }
+            return new;
+        }
+        if let Some(w) = weight {
+            let new = live::alloc_sampled(new_layout, w, false);
+            if !new.is_null() {
+                // SAFETY: both blocks are live, distinct, and at least this
+                // long; the inner allocator served `ptr` with `layout`.
+                unsafe {
+                    ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                    self.inner.dealloc(ptr, layout);
+                }
+                return new;
+            }
+        }
+        // SAFETY: the inner allocator served `ptr` with `layout`.
+        unsafe { self.inner.realloc(ptr, layout, new_size) }
+    }
+}

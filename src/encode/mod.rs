@@ -1,0 +1,2 @@
+pub(crate) mod pprof;
+pub(crate) mod text;

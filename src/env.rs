@@ -1,0 +1,190 @@
+//! `MEMPROFILERATE` and `MEMPROFILE`: read once, without allocating, at the
+//! first allocation of the process; `MEMPROFILE` is written at normal exit.
+//!
+//! `MEMPROFILERATE=N`: mean bytes between samples (0 off, 1 every
+//! allocation). A bad value (`abc`, `-5`, overflow, empty) prints one
+//! warning and keeps the default.
+//!
+//! `MEMPROFILE=path`: the heap profile (pprof, gzip) is written there when
+//! the process exits normally (`exit`, or returning from `main`; not on
+//! `abort`, a signal, or `_exit`). `{pid}` and `{bin}` in the path are
+//! replaced by the process id and the executable's file name, so that the
+//! test binaries of one `cargo test` write one file each. Without a
+//! placeholder, a file that another process wrote after this one started is
+//! not overwritten: the profile goes to the same name with `.{bin}.{pid}`
+//! inserted before the extension, and the message says so. The file is
+//! written to a temporary name and renamed, so readers never see half a
+//! profile. Failure prints one line and leaves the exit status alone.
+
+use crate::guard::Busy;
+use crate::sampler;
+use crate::sys::{fork, os};
+use core::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+
+const UNINIT: u8 = 0;
+const RUNNING: u8 = 1;
+const DONE: u8 = 2;
+static STATE: AtomicU8 = AtomicU8::new(UNINIT);
+/// Process start (first allocation), ns since the epoch: for collisions.
+static START_NANOS: AtomicI64 = AtomicI64::new(0);
+
+/// Reads the environment the first time it is called; cheap after.
+#[inline]
+pub(crate) fn init_once() {
+    if STATE.load(Ordering::Acquire) == DONE {
+        return;
+    }
+    init_slow();
+}
+
+#[cold]
+fn init_slow() {
+    if STATE.compare_exchange(UNINIT, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        return; // another thread is on it; the default rate holds meanwhile
+    }
+    // What libc allocates below (atfork and atexit lists) is not sampled.
+    let _busy = Busy::enter();
+    START_NANOS.store(now_nanos(), Ordering::Relaxed);
+    fork::register_once();
+    if let Some(value) = getenv(c"MEMPROFILERATE") {
+        match parse_rate(value) {
+            Some(rate) => sampler::set_rate(rate),
+            None => warn_bad_rate(value),
+        }
+    }
+    if getenv(c"MEMPROFILE").is_some() {
+        // SAFETY: `write_at_exit` is an `extern "C" fn()` that lives forever.
+        unsafe {
+            libc::atexit(write_at_exit);
+        }
+    }
+    STATE.store(DONE, Ordering::Release);
+}
+
+fn getenv(name: &CStr) -> Option<&'static [u8]> {
+    // SAFETY: `name` is NUL-terminated. getenv returns a pointer into the
+    // environment block, valid until the variable is changed; we read it
+    // at once and the environment is not modified during start-up.
+    let p = unsafe { libc::getenv(name.as_ptr()) };
+    if p.is_null() {
+        None
+    } else {
+        // SAFETY: a non-null getenv result is a NUL-terminated string.
+        Some(unsafe { CStr::from_ptr(p) }.to_bytes())
+    }
+}
+
+/// A non-negative decimal integer that fits `usize`, surrounding ASCII
+/// spaces allowed; anything else is `None`.
+pub(crate) fn parse_rate(value: &[u8]) -> Option<usize> {
+    let v = value.trim_ascii();
+    if v.is_empty() {
+        return None;
+    }
+    let mut n: usize = 0;
+    for &b in v {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(usize::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+fn warn_bad_rate(value: &[u8]) {
+    let mut buf = [0u8; 256];
+    let mut len = 0;
+    let shown = &value[..value.len().min(64)];
+    let ellipsis: &[u8] = if value.len() > 64 { b"..." } else { b"" };
+    for part in [
+        b"memprof: ignoring MEMPROFILERATE=\"".as_slice(),
+        shown,
+        ellipsis,
+        b"\": expected a whole number of bytes (0 = off, 1 = every allocation); using the default 524288\n",
+    ] {
+        let n = part.len().min(buf.len() - len);
+        buf[len..len + n].copy_from_slice(&part[..n]);
+        len += n;
+    }
+    os::write_stderr(&buf[..len]);
+}
+
+fn now_nanos() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+}
+
+extern "C" fn write_at_exit() {
+    // Never unwind out of an atexit handler.
+    let _ = std::panic::catch_unwind(|| {
+        let _busy = Busy::enter();
+        let Some(raw) = std::env::var_os("MEMPROFILE") else { return };
+        let path = expand(Path::new(&raw));
+        match crate::write_heap_profile(&path) {
+            Ok(()) => eprintln!("memprof: heap profile written to {}", path.display()),
+            Err(e) => eprintln!("memprof: cannot write the heap profile to {}: {e}", path.display()),
+        }
+    });
+}
+
+fn bin_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "bin".to_string())
+}
+
+/// Applies `{pid}`/`{bin}`, or the collision rule when there is neither.
+pub(crate) fn expand(path: &Path) -> PathBuf {
+    let s = path.to_string_lossy();
+    if s.contains("{pid}") || s.contains("{bin}") {
+        let s = s.replace("{pid}", &std::process::id().to_string()).replace("{bin}", &bin_name());
+        return PathBuf::from(s);
+    }
+    let written_since_start = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .is_some_and(|d| d.as_nanos() as i64 >= START_NANOS.load(Ordering::Relaxed));
+    if !written_since_start {
+        return path.to_path_buf();
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let (stem, ext) = match name.find('.') {
+        Some(i) => (&name[..i], &name[i..]),
+        None => (name.as_str(), ""),
+    };
+    let unique = format!("{stem}.{}.{}{ext}", bin_name(), std::process::id());
+    eprintln!(
+        "memprof: {} was written by another process during this run; not overwriting it",
+        path.display()
+    );
+    path.with_file_name(unique)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_or_are_rejected() {
+        assert_eq!(parse_rate(b"0"), Some(0));
+        assert_eq!(parse_rate(b"1"), Some(1));
+        assert_eq!(parse_rate(b" 524288 "), Some(524288));
+        for bad in [&b"abc"[..], b"-5", b"", b"  ", b"99999999999999999999999", b"1e6", b"12k"] {
+            assert_eq!(parse_rate(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn placeholders_expand() {
+        let p = expand(Path::new("/tmp/heap-{bin}-{pid}.pb.gz"));
+        let s = p.to_string_lossy();
+        assert!(s.contains(&std::process::id().to_string()));
+        assert!(!s.contains('{'));
+    }
+}

@@ -1,0 +1,87 @@
+//! Sampled blocks: where they live, and how a free finds its record.
+//!
+//! A sampled block is served from the profiler's reserved region
+//! (`sys::region`), so `dealloc` recognises it exactly with one range
+//! compare, and its metadata (record id, sample weight) sits at an address
+//! computed from the pointer: no hash table, no lock on the free path.
+//! Unsampled blocks never touch any of this.
+//!
+//! Invariant: each live sampled block has exactly one `BlockMeta`, set
+//! before the block is returned and read once, by the free that ends it.
+
+use crate::guard::Busy;
+use crate::records;
+use crate::stack::{self, Captured, MAX_FRAMES};
+use crate::stacks;
+use crate::sys::region;
+use core::alloc::Layout;
+use core::ptr;
+
+/// Captures the stack, records one sample of `layout.size()` bytes with
+/// `weight`, and serves the block from the region. Null when anything is
+/// full (the sample is counted as dropped and the caller falls back to the
+/// inner allocator) or the region is unavailable.
+#[inline(never)]
+pub(crate) fn alloc_sampled(layout: Layout, weight: u64, zeroed: bool) -> *mut u8 {
+    let _busy = Busy::enter();
+    let mut cap = Captured { frames: [0; MAX_FRAMES], len: 0, truncated: false };
+    stack::capture(&mut cap);
+    let Some(rec) = stacks::intern(cap.as_slice(), cap.truncated)
+        .and_then(|s| records::intern(s, layout.size() as u64))
+    else {
+        records::note_dropped();
+        return ptr::null_mut();
+    };
+    let Some(block) = region::alloc(layout.size(), layout.align()) else {
+        records::note_dropped();
+        return ptr::null_mut();
+    };
+    if zeroed && !block.zeroed {
+        // SAFETY: the block has room for `layout.size()` bytes.
+        unsafe { ptr::write_bytes(block.ptr, 0, layout.size()) };
+    }
+    block.meta.set(rec, weight);
+    records::on_alloc(rec, weight);
+    block.ptr
+}
+
+/// Records the free of a sampled block and returns it to the region.
+///
+/// # Safety
+/// `p` is a live block served by `alloc_sampled` (`region::contains(p)`).
+#[inline(never)]
+pub(crate) unsafe fn free_sampled(p: *mut u8) {
+    // SAFETY: the caller guarantees `p` is a live region block.
+    unsafe {
+        let meta = region::meta_of(p);
+        records::on_free(meta.record(), meta.weight());
+        region::free(p);
+    }
+}
+
+/// Re-records a sampled block in place: the old sample is freed and a new
+/// one of `new_size` taken at the same address. `false` when `new_size`
+/// does not belong at `p` or a table is full; nothing is changed then.
+///
+/// # Safety
+/// As for `free_sampled`.
+pub(crate) unsafe fn resample_in_place(p: *mut u8, align: usize, new_size: usize, weight: u64) -> bool {
+    // SAFETY: the caller guarantees `p` is a live region block.
+    if !unsafe { region::fits_in_place(p, new_size, align) } {
+        return false;
+    }
+    let _busy = Busy::enter();
+    let mut cap = Captured { frames: [0; MAX_FRAMES], len: 0, truncated: false };
+    stack::capture(&mut cap);
+    let Some(rec) = stacks::intern(cap.as_slice(), cap.truncated)
+        .and_then(|s| records::intern(s, new_size as u64))
+    else {
+        return false;
+    };
+    // SAFETY: as above.
+    let meta = unsafe { region::meta_of(p) };
+    records::on_free(meta.record(), meta.weight());
+    meta.set(rec, weight);
+    records::on_alloc(rec, weight);
+    true
+}

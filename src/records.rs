@@ -1,0 +1,161 @@
+//! Per-site records: counters keyed by (stack, object size), as in Go.
+//!
+//! Size is part of the key, so a record's objects all have one size and
+//! bytes are always `objects × size`: only object counts and weights are
+//! stored. Each sample adds its own weight (fixed point, `WEIGHT_ONE` = one
+//! object) taken at the rate in force when it was sampled, and its free
+//! subtracts exactly that weight again, read back from the block's
+//! metadata.
+//!
+//! Thread safety: lookups are lock-free; `LOCK` serialises adding a record.
+//! Counters are atomics updated on the slow path only.
+//!
+//! Invariants (per record, at any instant a reader loads `frees` before
+//! `allocs`): `frees <= allocs` and `free_weight <= alloc_weight`.
+
+use crate::stacks::StackId;
+use crate::sys::arena;
+use crate::sys::index::Index;
+use crate::sys::lock::SpinLock;
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+pub(crate) type RecordId = u32;
+
+const CHUNK: usize = 4096;
+const CHUNKS: usize = 512;
+/// At most this many records (2 Mi).
+pub(crate) const MAX_RECORDS: usize = CHUNK * CHUNKS;
+
+pub(crate) struct Record {
+    pub(crate) stack: StackId,
+    pub(crate) size: u64,
+    allocs: AtomicU64,
+    frees: AtomicU64,
+    alloc_weight: AtomicU64,
+    free_weight: AtomicU64,
+}
+
+/// A consistent read of one record's counters.
+pub(crate) struct Counts {
+    pub(crate) stack: StackId,
+    pub(crate) size: u64,
+    pub(crate) allocs: u64,
+    pub(crate) frees: u64,
+    pub(crate) alloc_weight: u64,
+    pub(crate) free_weight: u64,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_CHUNK: AtomicPtr<Record> = AtomicPtr::new(core::ptr::null_mut());
+static DIR: [AtomicPtr<Record>; CHUNKS] = [NO_CHUNK; CHUNKS];
+static LEN: AtomicU32 = AtomicU32::new(0);
+static INDEX: Index = Index::new();
+static LOCK: SpinLock = SpinLock::new();
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+fn hash(stack: StackId, size: u64) -> u32 {
+    let h = (u64::from(stack) ^ size.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 32) as u32 ^ h as u32
+}
+
+fn get(id: RecordId) -> &'static Record {
+    let chunk = DIR[id as usize / CHUNK].load(Ordering::Acquire);
+    // SAFETY: `id` was published after its chunk and entry were written;
+    // chunks are arena memory, never freed.
+    unsafe { &*chunk.add(id as usize % CHUNK) }
+}
+
+/// The record for (stack, size), added if new; `None` when full.
+pub(crate) fn intern(stack: StackId, size: u64) -> Option<RecordId> {
+    let h = hash(stack, size);
+    let eq = |id| {
+        let r = get(id);
+        r.stack == stack && r.size == size
+    };
+    if let Some(id) = INDEX.lookup(h, eq) {
+        return Some(id);
+    }
+    let _g = LOCK.lock();
+    if let Some(id) = INDEX.lookup(h, eq) {
+        return Some(id);
+    }
+    let id = LEN.load(Ordering::Relaxed) as usize;
+    if id >= MAX_RECORDS {
+        return None;
+    }
+    let slot = &DIR[id / CHUNK];
+    if slot.load(Ordering::Relaxed).is_null() {
+        let chunk = arena::alloc_zeroed(CHUNK * core::mem::size_of::<Record>(), 64);
+        if chunk.is_null() {
+            return None;
+        }
+        slot.store(chunk.cast(), Ordering::Release);
+    }
+    // SAFETY: entry `id` of the chunk is ours (LOCK held, `id == LEN`) and
+    // not yet visible to any reader.
+    unsafe {
+        slot.load(Ordering::Relaxed).add(id % CHUNK).write(Record {
+            stack,
+            size,
+            allocs: AtomicU64::new(0),
+            frees: AtomicU64::new(0),
+            alloc_weight: AtomicU64::new(0),
+            free_weight: AtomicU64::new(0),
+        });
+    }
+    if !INDEX.insert_locked(h, id as u32) {
+        return None;
+    }
+    LEN.store(id as u32 + 1, Ordering::Release);
+    Some(id as u32)
+}
+
+pub(crate) fn on_alloc(id: RecordId, weight: u64) {
+    let r = get(id);
+    r.alloc_weight.fetch_add(weight, Ordering::Relaxed);
+    r.allocs.fetch_add(1, Ordering::Release);
+}
+
+pub(crate) fn on_free(id: RecordId, weight: u64) {
+    let r = get(id);
+    r.free_weight.fetch_add(weight, Ordering::Relaxed);
+    r.frees.fetch_add(1, Ordering::Release);
+}
+
+/// Reads every record. Frees are read before allocs, so each record's
+/// counts satisfy the invariants even while other threads run.
+pub(crate) fn for_each(mut f: impl FnMut(Counts)) {
+    let n = LEN.load(Ordering::Acquire);
+    for id in 0..n {
+        let r = get(id);
+        let frees = r.frees.load(Ordering::Acquire);
+        let free_weight = r.free_weight.load(Ordering::Relaxed);
+        let allocs = r.allocs.load(Ordering::Acquire);
+        let alloc_weight = r.alloc_weight.load(Ordering::Relaxed);
+        f(Counts {
+            stack: r.stack,
+            size: r.size,
+            allocs: allocs.max(frees),
+            frees,
+            alloc_weight: alloc_weight.max(free_weight),
+            free_weight,
+        });
+    }
+}
+
+/// Counts a sample that could not be recorded (a table or the region full).
+pub(crate) fn note_dropped() {
+    DROPPED.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn dropped() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+pub(crate) fn lock_for_fork() {
+    LOCK.raw_lock();
+}
+
+pub(crate) fn unlock_after_fork() {
+    LOCK.raw_unlock();
+}

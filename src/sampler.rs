@@ -1,0 +1,287 @@
+//! The sample decision: a per-thread countdown of bytes.
+//!
+//! The math. Mark every allocated byte independently with probability
+//! 1/R (R = the rate, mean bytes between samples). An allocation of S bytes
+//! is sampled when it covers a mark: P = 1 − (1 − 1/R)^S ≈ 1 − e^(−S/R).
+//! The distance to the next mark is geometric, drawn here as
+//! `floor(−ln(u)·R)` with u uniform on (0, 1], i.e. the floor of an
+//! exponential with mean R, for which P(distance < S) = 1 − e^(−S/R)
+//! exactly. The distance is memoryless, so after a sample we draw afresh
+//! from the end of the allocation and the overshoot is simply dropped (as
+//! Go does); one huge allocation costs one slow path.
+//!
+//! Unbiasing (Horvitz–Thompson): a sample of size S stands for
+//! 1 / (1 − e^(−S/R)) objects. At R = 512 KiB that is 32768.5 for a 16-byte
+//! object, 1.58 for a 512 KiB one and 1.0000 for 16 MiB. The weight uses the
+//! rate of the draw that produced the sample, not the rate when a profile is
+//! written (Go's `scaleHeapSample` uses the latter, which is wrong after a
+//! rate change). At R = 1 every allocation is sampled with weight exactly 1.
+//!
+//! The fast path is one thread-local countdown and one branch:
+//!
+//! ```text
+//! next -= size;  if next - FLOOR < 0 { slow }
+//! ```
+//!
+//! `FLOOR` makes a rate change take effect at once on every thread without
+//! a second branch: `set_rate` moves it up by `FLOOR_STEP`, more than any
+//! countdown can hold, so every thread's next allocation takes the slow
+//! path, which sees its `synced` floor is stale and redraws with the new
+//! rate. Wrapping arithmetic keeps this valid as FLOOR wraps around; a
+//! thread idle through 2^23 rate changes could miss one (documented limit).
+//!
+//! Sign rules: `next - FLOOR >= 0` means "bytes left before the next
+//! sample"; a new thread starts at 0 - size < 0, so its first allocation
+//! initialises it in the slow path.
+
+use crate::guard;
+use core::cell::Cell;
+use core::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+
+/// Go's default: one sample per 512 KiB allocated, on average.
+pub const DEFAULT_RATE: usize = 512 * 1024;
+
+/// One object, in the fixed-point unit of sample weights.
+pub(crate) const WEIGHT_ONE: u64 = 1 << 16;
+
+/// Largest countdown drawn; also bounds how long "rate 0" waits before it
+/// re-checks the rate (harmlessly: it draws again).
+const MAX_DRAW: i64 = 1 << 38;
+/// How far `set_rate` moves the floor: more than any countdown.
+const FLOOR_STEP: i64 = 1 << 40;
+
+#[repr(C, align(64))]
+struct Global {
+    floor: AtomicI64,
+    rate: AtomicUsize,
+}
+
+static GLOBAL: Global = Global { floor: AtomicI64::new(0), rate: AtomicUsize::new(DEFAULT_RATE) };
+
+thread_local! {
+    /// Countdown, relative to FLOOR: bytes left before the next sample.
+    static NEXT: Cell<i64> = const { Cell::new(0) };
+    /// The FLOOR this thread last drew against (stale => the rate changed).
+    static SYNCED: Cell<i64> = const { Cell::new(i64::MIN) };
+    /// The rate the current countdown was drawn with: a sample's weight.
+    static DRAW_RATE: Cell<usize> = const { Cell::new(0) };
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Counts `size` bytes against this thread's countdown. `true` when no
+/// sample is due: the caller forwards to the inner allocator and is done.
+#[inline(always)]
+pub(crate) fn fast(size: usize) -> bool {
+    NEXT.with(|next| {
+        let n = next.get().wrapping_sub(size as i64);
+        next.set(n);
+        n.wrapping_sub(GLOBAL.floor.load(Ordering::Relaxed)) >= 0
+    })
+}
+
+/// The countdown ran out. Returns the sample's weight if this allocation
+/// is to be recorded, `None` if not (rate changed and a fresh draw covers
+/// it, profiling is off, or the thread is inside the profiler).
+#[cold]
+#[inline(never)]
+pub(crate) fn slow(size: usize) -> Option<u64> {
+    crate::env::init_once();
+    let floor = GLOBAL.floor.load(Ordering::Acquire);
+    let rate = GLOBAL.rate.load(Ordering::Acquire);
+    let (Ok(synced), Ok(draw_rate)) = (SYNCED.try_with(Cell::get), DRAW_RATE.try_with(Cell::get))
+    else {
+        return None;
+    };
+    if guard::is_busy() {
+        // The profiler's own allocations are never sampled. Draw afresh:
+        // memorylessness keeps the thread's other samples unbiased.
+        restart(floor, rate);
+        return None;
+    }
+    if synced != floor || draw_rate != rate {
+        // First allocation of this thread, or the rate changed since the
+        // last draw: this allocation is judged against a fresh draw.
+        let gap = restart(floor, rate);
+        if rate == 0 || gap >= size as i64 {
+            restart_keep(floor, gap - size as i64);
+            return None;
+        }
+        restart(floor, rate);
+        return Some(weight(size, rate));
+    }
+    restart(floor, rate);
+    if draw_rate == 0 {
+        return None;
+    }
+    Some(weight(size, draw_rate))
+}
+
+/// Draws a new countdown for `rate` and stores it; returns the gap drawn.
+fn restart(floor: i64, rate: usize) -> i64 {
+    let gap = draw(rate);
+    let _ = SYNCED.try_with(|s| s.set(floor));
+    let _ = DRAW_RATE.try_with(|r| r.set(rate));
+    restart_keep(floor, gap);
+    gap
+}
+
+fn restart_keep(floor: i64, gap: i64) {
+    let _ = NEXT.try_with(|n| n.set(floor.wrapping_add(gap)));
+}
+
+/// A geometric gap with mean `rate`: bytes to skip before the next sample.
+fn draw(rate: usize) -> i64 {
+    match rate {
+        0 => MAX_DRAW,
+        1 => 0,
+        _ => gap_from_uniform(next_random(), rate),
+    }
+}
+
+/// `floor(−ln(u)·rate)` for u in (0, 1] taken from the top 53 bits of `x`.
+pub(crate) fn gap_from_uniform(x: u64, rate: usize) -> i64 {
+    let u = ((x >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
+    let g = -u.ln() * rate as f64;
+    if g >= MAX_DRAW as f64 {
+        MAX_DRAW
+    } else {
+        g as i64
+    }
+}
+
+/// The weight of one sample of `size` bytes taken at `rate`, fixed point:
+/// `WEIGHT_ONE / (1 − e^(−size/rate))`.
+pub(crate) fn weight(size: usize, rate: usize) -> u64 {
+    if rate <= 1 {
+        return WEIGHT_ONE;
+    }
+    let p = -(-(size as f64) / rate as f64).exp_m1();
+    if p <= 0.0 {
+        return u64::MAX / 4;
+    }
+    let w = WEIGHT_ONE as f64 / p;
+    if w >= (u64::MAX / 4) as f64 {
+        u64::MAX / 4
+    } else {
+        (w + 0.5) as u64
+    }
+}
+
+/// wyrand, per thread, seeded from the thread's TLS address and the clock.
+fn next_random() -> u64 {
+    RNG.try_with(|rng| {
+        let mut s = rng.get();
+        if s == 0 {
+            s = seed();
+        }
+        s = s.wrapping_add(0xa076_1d64_78bd_642f);
+        rng.set(s);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        (t >> 64) as u64 ^ t as u64
+    })
+    .unwrap_or(0x9e37_79b9_7f4a_7c15)
+}
+
+fn seed() -> u64 {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let local = 0u8;
+    let mut z = (&local as *const u8 as u64)
+        ^ (ts.tv_nsec as u64).rotate_left(32)
+        ^ ts.tv_sec as u64
+        ^ (COUNTER.fetch_add(1, Ordering::Relaxed) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // splitmix64 finaliser, and never 0 (0 means "unseeded").
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) | 1
+}
+
+/// Seeds this thread's generator (tests use it to run many seeds) and
+/// forces a fresh draw at its next allocation.
+pub(crate) fn seed_thread(seed: u64) {
+    let _ = RNG.try_with(|r| r.set(seed | 1));
+    let _ = SYNCED.try_with(|s| s.set(i64::MIN));
+    let _ = NEXT.try_with(|n| n.set(GLOBAL.floor.load(Ordering::Relaxed).wrapping_sub(1)));
+}
+
+/// Sets the sampling rate for every thread, at once. See [`crate::set_rate`].
+pub(crate) fn set_rate(bytes: usize) {
+    GLOBAL.rate.store(bytes, Ordering::Release);
+    GLOBAL.floor.fetch_add(FLOOR_STEP, Ordering::AcqRel);
+}
+
+pub(crate) fn rate() -> usize {
+    GLOBAL.rate.load(Ordering::Acquire)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn splitmix(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    #[test]
+    fn gap_mean_is_the_rate() {
+        // n = 200_000 exponential gaps: the mean's SD is R/sqrt(n) = 0.22% of
+        // R; we allow 6 SD (1.3%), so correct code fails ~2e-9 of the time.
+        let (rate, n) = (524_288usize, 200_000);
+        let mut s = 1;
+        let sum: f64 = (0..n).map(|_| gap_from_uniform(splitmix(&mut s), rate) as f64).sum();
+        let mean = sum / n as f64;
+        assert!((mean - rate as f64).abs() < 6.0 * rate as f64 / (n as f64).sqrt(), "mean {mean}");
+    }
+
+    #[test]
+    fn weights_match_the_formula() {
+        let r = 524_288;
+        assert_eq!(weight(100, 1), WEIGHT_ONE);
+        let w16 = weight(16, r) as f64 / WEIGHT_ONE as f64;
+        assert!((w16 - 32768.5).abs() < 0.01, "{w16}");
+        let w = weight(r, r) as f64 / WEIGHT_ONE as f64;
+        assert!((w - 1.0 / (1.0 - (-1f64).exp())).abs() < 1e-4, "{w}");
+        assert_eq!(weight(1 << 30, r), WEIGHT_ONE);
+    }
+
+    /// Simulates the countdown over a stream of allocations and checks the
+    /// weighted estimate of the total against the truth, across seeds.
+    #[test]
+    fn estimator_is_unbiased_across_seeds() {
+        let rate = 4096usize;
+        let sizes = [16usize, 48, 200, 1000, 5000, 40_000];
+        let per_seed = 20_000;
+        let truth: f64 = (0..per_seed).map(|i| sizes[i % sizes.len()] as f64).sum();
+        let seeds = 200;
+        let mut sum = 0.0;
+        let mut sumsq = 0.0;
+        for seed in 0..seeds {
+            let mut s = seed as u64 * 7919 + 1;
+            let mut left = gap_from_uniform(splitmix(&mut s), rate);
+            let mut est = 0.0;
+            for i in 0..per_seed {
+                let size = sizes[i % sizes.len()];
+                left -= size as i64;
+                if left < 0 {
+                    est += weight(size, rate) as f64 / WEIGHT_ONE as f64 * size as f64;
+                    left = gap_from_uniform(splitmix(&mut s), rate);
+                }
+            }
+            sum += est;
+            sumsq += est * est;
+        }
+        let mean = sum / seeds as f64;
+        let sd = (sumsq / seeds as f64 - mean * mean).sqrt();
+        // The mean of 200 estimates has SD sd/sqrt(200); allow 5 of those.
+        let tol = 5.0 * sd / (seeds as f64).sqrt();
+        assert!((mean - truth).abs() < tol, "mean {mean} truth {truth} tol {tol}");
+        // And each estimate is useful: relative SD near 1/sqrt(samples).
+        assert!(sd / truth < 0.05, "relative sd {}", sd / truth);
+    }
+}

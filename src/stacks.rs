@@ -1,0 +1,143 @@
+//! The stack table: deduplicates captured stacks into `StackId`s.
+//!
+//! Thread safety: `intern` looks up without a lock (the common case: the
+//! stack was seen before) and takes `LOCK` only to add a new stack. `get`
+//! never locks.
+//!
+//! Invariants: ids are dense, `0..len`; an entry never changes after it is
+//! published (frames written, then the index slot stored with release);
+//! memory comes from the profiler's arena and is never freed. When the
+//! table or the arena is full, `intern` returns `None` and the caller
+//! counts a dropped sample.
+
+use crate::sys::arena;
+use crate::sys::index::Index;
+use crate::sys::lock::SpinLock;
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+
+pub(crate) type StackId = u32;
+
+const CHUNK: usize = 4096;
+const CHUNKS: usize = 256;
+/// At most this many distinct stacks (1 Mi).
+pub(crate) const MAX_STACKS: usize = CHUNK * CHUNKS;
+
+#[derive(Clone, Copy)]
+struct Entry {
+    frames: *const usize,
+    len: u32,
+    truncated: bool,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_CHUNK: AtomicPtr<Entry> = AtomicPtr::new(core::ptr::null_mut());
+static DIR: [AtomicPtr<Entry>; CHUNKS] = [NO_CHUNK; CHUNKS];
+static LEN: AtomicU32 = AtomicU32::new(0);
+static INDEX: Index = Index::new();
+static LOCK: SpinLock = SpinLock::new();
+
+/// 64-bit hash of a stack (one multiply-rotate per frame), folded to 32.
+fn hash(frames: &[usize], truncated: bool) -> u32 {
+    let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ frames.len() as u64 ^ u64::from(truncated);
+    for &f in frames {
+        h = (h.rotate_left(23) ^ f as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    h ^= h >> 29;
+    (h ^ (h >> 32)) as u32
+}
+
+fn entry(id: StackId) -> Entry {
+    let chunk = DIR[id as usize / CHUNK].load(Ordering::Acquire);
+    // SAFETY: `id` was published by `intern` after its chunk pointer and
+    // entry were written; chunks are never freed.
+    unsafe { *chunk.add(id as usize % CHUNK) }
+}
+
+fn frames_of(e: &Entry) -> &'static [usize] {
+    // SAFETY: `frames` points to `len` words in the arena, written before
+    // the entry was published and never changed or freed.
+    unsafe { core::slice::from_raw_parts(e.frames, e.len as usize) }
+}
+
+/// The id of this stack, adding it if new. `None` when the table is full.
+pub(crate) fn intern(frames: &[usize], truncated: bool) -> Option<StackId> {
+    let h = hash(frames, truncated);
+    let eq = |id: u32| {
+        let e = entry(id);
+        e.truncated == truncated && frames_of(&e) == frames
+    };
+    if let Some(id) = INDEX.lookup(h, eq) {
+        return Some(id);
+    }
+    let _g = LOCK.lock();
+    if let Some(id) = INDEX.lookup(h, eq) {
+        return Some(id);
+    }
+    let id = LEN.load(Ordering::Relaxed) as usize;
+    if id >= MAX_STACKS {
+        return None;
+    }
+    let slot = &DIR[id / CHUNK];
+    if slot.load(Ordering::Relaxed).is_null() {
+        let chunk = arena::alloc_zeroed(CHUNK * core::mem::size_of::<Entry>(), 8);
+        if chunk.is_null() {
+            return None;
+        }
+        slot.store(chunk.cast(), Ordering::Release);
+    }
+    let copy = arena::alloc_zeroed(core::mem::size_of_val(frames).max(8), 8).cast::<usize>();
+    if copy.is_null() {
+        return None;
+    }
+    // SAFETY: `copy` has room for `frames.len()` words; the chunk slot `id`
+    // is ours (we hold LOCK and `id == LEN`), not yet visible to readers.
+    unsafe {
+        core::ptr::copy_nonoverlapping(frames.as_ptr(), copy, frames.len());
+        let e = Entry { frames: copy, len: frames.len() as u32, truncated };
+        slot.load(Ordering::Relaxed).add(id % CHUNK).write(e);
+    }
+    if !INDEX.insert_locked(h, id as u32) {
+        return None;
+    }
+    LEN.store(id as u32 + 1, Ordering::Release);
+    Some(id as u32)
+}
+
+/// The frames of a stack and whether it was truncated.
+pub(crate) fn get(id: StackId) -> (&'static [usize], bool) {
+    let e = entry(id);
+    (frames_of(&e), e.truncated)
+}
+
+/// Number of distinct stacks so far.
+pub(crate) fn count() -> usize {
+    LEN.load(Ordering::Acquire) as usize
+}
+
+pub(crate) fn lock_for_fork() {
+    LOCK.raw_lock();
+}
+
+pub(crate) fn unlock_after_fork() {
+    LOCK.raw_unlock();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_stack_same_id_and_distinct_stacks_differ() {
+        let a = [0x1000usize, 0x2000, 0x3000];
+        let b = [0x1000usize, 0x2000, 0x3001];
+        let ia = intern(&a, false).unwrap();
+        assert_eq!(intern(&a, false), Some(ia));
+        let ib = intern(&b, false).unwrap();
+        assert_ne!(ia, ib);
+        let it = intern(&a, true).unwrap();
+        assert_ne!(ia, it);
+        assert_eq!(get(ia), (&a[..], false));
+        assert_eq!(get(it), (&a[..], true));
+        assert!(count() >= 3);
+    }
+}

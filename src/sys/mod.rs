@@ -1,0 +1,22 @@
+//! The unsafe core, and nothing else.
+//!
+//! Everything here works on raw memory obtained straight from the OS, never
+//! through the profiled allocator, and is reachable from `alloc`/`dealloc`:
+//! no function here allocates through the global allocator, panics, or
+//! blocks on a lock that can be held while its holder allocates.
+//!
+//! | module | offers its safe callers |
+//! |---|---|
+//! | `os` | `mmap`/`mprotect`/`madvise` wrappers that report failure as `None`/`false` |
+//! | `lock` | a spin lock that is safe to hold across `fork` (see `fork`) |
+//! | `arena` | bounded bump memory for the profiler's own tables; null when full |
+//! | `index` | a hash index from 32-bit hashes to ids with lock-free lookups |
+//! | `region` | the reserved address range that serves sampled blocks, and its per-block metadata |
+//! | `fork` | `pthread_atfork` handlers that take every profiler lock around `fork()` |
+
+pub(crate) mod arena;
+pub(crate) mod fork;
+pub(crate) mod index;
+pub(crate) mod lock;
+pub(crate) mod os;
+pub(crate) mod region;

@@ -1,0 +1,86 @@
+//! Thin wrappers over the OS memory calls. Failures are values, not panics.
+
+use core::ptr;
+
+pub(crate) const PAGE: usize = 4096;
+
+/// Reserves `len` bytes of address space with no access and no commit
+/// charge. Returns `None` when the kernel refuses (e.g. `ulimit -v`).
+pub(crate) fn reserve(len: usize) -> Option<*mut u8> {
+    // SAFETY: an anonymous private mapping with a null hint has no
+    // preconditions; the result is checked against MAP_FAILED.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        Some(p.cast())
+    }
+}
+
+/// Maps `len` bytes of fresh, zeroed, readable and writable memory.
+pub(crate) fn map(len: usize) -> Option<*mut u8> {
+    // SAFETY: as in `reserve`.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        Some(p.cast())
+    }
+}
+
+/// Makes `[p, p + len)`, part of a reservation, readable and writable.
+///
+/// # Safety
+/// The range must lie inside a mapping this process owns and that nothing
+/// else relies on being inaccessible.
+pub(crate) unsafe fn commit(p: *mut u8, len: usize) -> bool {
+    // SAFETY: the caller guarantees the range is ours.
+    unsafe { libc::mprotect(p.cast(), len, libc::PROT_READ | libc::PROT_WRITE) == 0 }
+}
+
+/// Returns the pages of `[p, p + len)` to the OS; they read as zero after.
+///
+/// # Safety
+/// The range must be ours and hold nothing anyone still needs.
+pub(crate) unsafe fn discard(p: *mut u8, len: usize) {
+    // SAFETY: the caller guarantees the range is ours and unused.
+    unsafe {
+        libc::madvise(p.cast(), len, libc::MADV_DONTNEED);
+    }
+}
+
+/// Writes `msg` to stderr without allocating (for warnings from the
+/// allocation path).
+pub(crate) fn write_stderr(msg: &[u8]) {
+    let mut rest = msg;
+    while !rest.is_empty() {
+        // SAFETY: `rest` is a valid readable buffer of the given length.
+        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+        if n <= 0 {
+            return;
+        }
+        rest = &rest[n as usize..];
+    }
+}
+
+pub(crate) const fn round_up(x: usize, to: usize) -> usize {
+    (x + to - 1) & !(to - 1)
+}
