@@ -13,10 +13,12 @@ mod stack;
 mod stacks;
 mod symbolize;
 mod sys;
+mod top;
 
 pub use alloc::Sampled;
 pub use sampler::DEFAULT_RATE;
 pub use snapshot::{Frame, HeapProfile, Record, Totals};
+pub use top::Site;
 
 use std::path::Path;
 

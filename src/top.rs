@@ -1,0 +1,84 @@
+//! `top_sites`: the in-process answer to "what holds my memory?", for
+//! users without `go tool pprof` at hand.
+//!
+//! Records are grouped by their *site*: the innermost frame that is not in
+//! the standard library's allocation plumbing (`alloc::`, `core::`,
+//! `std::`, `hashbrown::`), so `Vec::push` growth is charged to the caller
+//! that pushed. If every frame is plumbing, the innermost one is the site.
+
+use crate::snapshot::{Frame, HeapProfile};
+use std::collections::HashMap;
+
+/// An allocation site with its summed estimates, from
+/// [`HeapProfile::top_sites`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Site {
+    /// The function, e.g. `myapp::index::build`.
+    pub function: String,
+    /// `file:line` of the allocating call, or `?` without debug info.
+    pub location: String,
+    /// Estimated bytes live at the snapshot.
+    pub inuse_bytes: u64,
+    /// Estimated objects live at the snapshot.
+    pub inuse_objects: u64,
+    /// Estimated bytes allocated since the start.
+    pub alloc_bytes: u64,
+    /// Estimated objects allocated since the start.
+    pub alloc_objects: u64,
+}
+
+const PLUMBING: [&str; 5] = ["alloc::", "core::", "std::", "hashbrown::", "<alloc::"];
+
+fn is_plumbing(f: &Frame) -> bool {
+    PLUMBING.iter().any(|p| f.function.starts_with(p))
+        || f.function.starts_with("<core::")
+        || f.function.starts_with("<std::")
+        || f.function.starts_with("<hashbrown::")
+}
+
+impl HeapProfile {
+    /// The `n` sites holding the most in-use bytes (then most allocated
+    /// bytes), each with its function and `file:line`.
+    ///
+    /// Symbolizes the stacks; allocations made meanwhile are not sampled.
+    ///
+    /// ```
+    /// for site in memprof::heap_profile().top_sites(5) {
+    ///     println!("{:>10} B  {}  ({})", site.inuse_bytes, site.function, site.location);
+    /// }
+    /// ```
+    pub fn top_sites(&self, n: usize) -> Vec<Site> {
+        crate::guard::without_sampling(|| {
+            let mut sites: HashMap<(String, String), Site> = HashMap::new();
+            for r in self.records() {
+                let frames = r.frames();
+                let Some(f) = frames.iter().find(|f| !is_plumbing(f)).or(frames.first()) else {
+                    continue;
+                };
+                let location = match (&f.file, f.line) {
+                    (Some(file), Some(line)) => format!("{file}:{line}"),
+                    (Some(file), None) => file.clone(),
+                    _ => "?".to_string(),
+                };
+                let s = sites.entry((f.function.clone(), location.clone())).or_insert(Site {
+                    function: f.function.clone(),
+                    location,
+                    inuse_bytes: 0,
+                    inuse_objects: 0,
+                    alloc_bytes: 0,
+                    alloc_objects: 0,
+                });
+                s.inuse_bytes += r.inuse_bytes();
+                s.inuse_objects += r.inuse_objects();
+                s.alloc_bytes += r.alloc_bytes();
+                s.alloc_objects += r.alloc_objects();
+            }
+            let mut v: Vec<Site> = sites.into_values().collect();
+            v.sort_by(|a, b| {
+                (b.inuse_bytes, b.alloc_bytes, &a.function).cmp(&(a.inuse_bytes, a.alloc_bytes, &b.function))
+            });
+            v.truncate(n);
+            v
+        })
+    }
+}
