@@ -54,7 +54,7 @@ mod churn {
     }
 
     /// `args`: --variant-run <small|mixed> <threads> <ops per thread>
-    pub fn main_with(setup: impl FnOnce()) {
+    pub(crate) fn main_with(setup: impl FnOnce()) {
         let args: Vec<String> = std::env::args().collect();
         if args.get(1).map(String::as_str) != Some("--variant-run") {
             return; // run by `cargo bench` directly: the driver runs us
