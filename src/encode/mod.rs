@@ -1,2 +1,0 @@
-pub(crate) mod pprof;
-pub(crate) mod text;
