@@ -132,9 +132,7 @@ impl HeapProfile {
     /// Like [`write_pprof`](Self::write_pprof), but the profile opens on
     /// `alloc_space` by default, like Go's `allocs` profile.
     pub fn write_pprof_allocs<W: io::Write>(&self, w: W) -> io::Result<()> {
-        crate::guard::without_sampling(|| {
-            crate::encode::pprof::write(self, Some("alloc_space"), w)
-        })
+        crate::guard::without_sampling(|| crate::encode::pprof::write(self, Some("alloc_space"), w))
     }
 
     /// Writes Go's legacy text heap profile (`debug=1`), which
