@@ -1,4 +1,77 @@
-//! memprof: Go-style sampled heap profiles for Rust.
+//! Go-style sampled heap profiles for Rust.
+//!
+//! `memprof` is a wrapping global allocator. It samples allocations the way
+//! Go's runtime does (one sample per 512 KiB allocated, on average), keeps
+//! in-use and cumulative objects and bytes per allocation site, and writes
+//! heap profiles that `go tool pprof` and every pprof reader open as they
+//! are.
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::alloc::System;
+//!
+//! #[global_allocator]
+//! static A: memprof::Sampled<System> = memprof::Sampled::new(System);
+//!
+//! fn main() -> std::io::Result<()> {
+//!     memprof::set_rate(1); // record every allocation (exact), for this demo
+//!     let kept: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+//!     let profile = memprof::heap_profile();
+//!     assert!(profile.totals().inuse_objects >= 1000);
+//!     for site in profile.top_sites(3) {
+//!         println!("{:>8} B in use  {}  ({})", site.inuse_bytes, site.function, site.location);
+//!     }
+//!     # let dir = std::env::temp_dir().join(format!("memprof-doc-{}", std::process::id()));
+//!     # std::fs::create_dir_all(&dir)?;
+//!     # let path = dir.join("heap.pb.gz");
+//!     memprof::write_heap_profile(&path)?; // then: go tool pprof -top heap.pb.gz
+//!     # drop(kept);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # The rate
+//!
+//! [`set_rate`] (or `MEMPROFILERATE=N` in the environment) sets the mean
+//! number of bytes between samples, like Go's `runtime.MemProfileRate`:
+//! `0` turns sampling off, `1` records every allocation, the default is
+//! [`DEFAULT_RATE`] (512 KiB). A change takes effect at once on every
+//! thread. A bad `MEMPROFILERATE` prints one warning and keeps the default.
+//!
+//! # Accuracy and limits
+//!
+//! - Every number is an unbiased estimate: a sample of S bytes taken at
+//!   rate R stands for 1 / (1 − e^(−S/R)) objects, with the rate in force
+//!   *when it was taken*. At rate 1 the numbers are exact. For B bytes of
+//!   small objects at one site the relative error is about sqrt(R/B):
+//!   22% for 10 MiB and 2.2% for 1 GiB at the default rate.
+//! - Sizes are the requested [`Layout::size()`](std::alloc::Layout::size),
+//!   not what the inner allocator rounds them to.
+//! - Records are keyed by (call stack, object size), as in Go, so one call
+//!   site allocating several sizes has several records.
+//! - In-use numbers are exact at the moment of the snapshot (frees are
+//!   seen at once; there is no garbage-collection lag as in Go).
+//! - Stacks keep at least 128 frames; a longer stack is cut and marked.
+//! - The compiler may remove or merge allocations (see the `GlobalAlloc`
+//!   docs): a profile shows the allocations the program really made.
+//! - Sampled blocks are served from an address range memprof reserves, not
+//!   by the inner allocator (all blocks at rate 1). See `docs/design.md`.
+//!
+//! # Environment
+//!
+//! Read once, without allocating, at the first allocation:
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `MEMPROFILERATE=N` | mean bytes between samples; `0` off, `1` every allocation |
+//! | `MEMPROFILE=path` | write the heap profile there at normal exit, like `go test -memprofile`; `{pid}` and `{bin}` are replaced |
+//!
+//! # Formats
+//!
+//! [`HeapProfile::write_pprof`] writes gzip `profile.proto` shaped exactly
+//! like Go's heap profile; [`HeapProfile::write_text`] writes Go's legacy
+//! `debug=1` text. Both open in `go tool pprof`.
 #![deny(missing_docs)]
 
 mod alloc;
@@ -6,6 +79,7 @@ mod encode;
 mod env;
 mod guard;
 mod live;
+mod mappings;
 mod records;
 mod sampler;
 mod snapshot;

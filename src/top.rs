@@ -27,13 +27,22 @@ pub struct Site {
     pub alloc_objects: u64,
 }
 
-const PLUMBING: [&str; 5] = ["alloc::", "core::", "std::", "hashbrown::", "<alloc::"];
+const PLUMBING: [&str; 4] = ["alloc::", "core::", "std::", "hashbrown::"];
 
+/// Standard-library allocation plumbing: `alloc::raw_vec::finish_grow`,
+/// `<alloc::vec::Vec<T> as ...>::push`, `<T as alloc::...>::to_vec`; but not
+/// `<myapp::Cache as core::ops::Drop>::drop`, which is the user's.
 fn is_plumbing(f: &Frame) -> bool {
-    PLUMBING.iter().any(|p| f.function.starts_with(p))
-        || f.function.starts_with("<core::")
-        || f.function.starts_with("<std::")
-        || f.function.starts_with("<hashbrown::")
+    let name = f.function.as_str();
+    let is_std = |path: &str| PLUMBING.iter().any(|p| path.starts_with(p));
+    match name.strip_prefix('<') {
+        Some(inner) => match inner.split_once(" as ") {
+            // `<T as Trait>`: a generic type parameter stands for the trait's code.
+            Some((ty, tr)) => is_std(ty) || (!ty.contains("::") && is_std(tr)),
+            None => is_std(inner),
+        },
+        None => is_std(name),
+    }
 }
 
 impl HeapProfile {

@@ -1,0 +1,81 @@
+//! Encoders for [`HeapProfile`]: pprof `profile.proto` ([`pprof`]) and Go's
+//! legacy `debug=1` text ([`text`]).
+//!
+//! Both start from the same [`sites`]: records symbolized, trimmed of the
+//! profiler's frames, and merged when their trimmed stacks and object sizes
+//! coincide (records that differ only in hidden frames would otherwise show
+//! up as duplicate samples).
+
+use std::collections::HashMap;
+
+use crate::snapshot::round;
+use crate::symbolize::{LocKey, Symbolizer};
+use crate::HeapProfile;
+
+pub(crate) mod pprof;
+mod proto;
+pub(crate) mod text;
+
+/// One sample to write: a trimmed stack, an object size and the summed
+/// unbiased estimates of every record merged into it.
+#[derive(Clone, Debug)]
+pub(crate) struct Site {
+    /// Leaf first.
+    pub(crate) locs: Vec<LocKey>,
+    pub(crate) truncated: bool,
+    pub(crate) object_size: u64,
+    pub(crate) alloc_objects_est: f64,
+    pub(crate) inuse_objects_est: f64,
+}
+
+impl Site {
+    /// `[alloc_objects, alloc_bytes, inuse_objects, inuse_bytes]`, rounded
+    /// like [`Record`](crate::Record)'s accessors.
+    pub(crate) fn values(&self) -> [u64; 4] {
+        let size = self.object_size as f64;
+        [
+            round(self.alloc_objects_est),
+            round(self.alloc_objects_est * size),
+            round(self.inuse_objects_est),
+            round(self.inuse_objects_est * size),
+        ]
+    }
+}
+
+/// The profile's records as sites, in record order, merged by
+/// (trimmed stack, truncation, object size). Records whose four values are
+/// all zero are skipped; fully freed sites (in-use 0) are kept, as in Go.
+pub(crate) fn sites(profile: &HeapProfile, sym: &mut Symbolizer) -> Vec<Site> {
+    let mut out: Vec<Site> = Vec::new();
+    let mut index: HashMap<(Vec<LocKey>, bool, u64), usize> = HashMap::new();
+    for r in &profile.records {
+        if r.alloc_objects() == 0
+            && r.alloc_bytes() == 0
+            && r.inuse_objects() == 0
+            && r.inuse_bytes() == 0
+        {
+            continue;
+        }
+        let locs = sym.trim(&r.stack);
+        let key = (locs, r.truncated, r.object_size);
+        if let Some(&i) = index.get(&key) {
+            out[i].alloc_objects_est += r.alloc_objects_est;
+            out[i].inuse_objects_est += r.inuse_objects_est;
+            continue;
+        }
+        out.push(Site {
+            locs: key.0.clone(),
+            truncated: r.truncated,
+            object_size: r.object_size,
+            alloc_objects_est: r.alloc_objects_est,
+            inuse_objects_est: r.inuse_objects_est,
+        });
+        index.insert(key, out.len() - 1);
+    }
+    out
+}
+
+/// Name of the function of the extra, root-most frame that marks a
+/// truncated stack (the unwinder stopped at its depth limit). pprof shows
+/// it as the root of such stacks; the text format says so in a comment.
+pub(crate) const TRUNCATED: &str = "memprof::truncated";

@@ -1,0 +1,399 @@
+//! Symbolization: return addresses to functions, inlined frames, files and
+//! lines, and the rule that hides the profiler's own frames.
+//!
+//! Runs only when a profile is written (or [`Record::frames`] is called),
+//! never while sampling. Everything here allocates freely: the caller runs it
+//! under [`guard::without_sampling`](crate::guard::without_sampling), so those
+//! allocations are never sampled and never re-enter the profiler.
+//!
+//! Names come from the debug info when there is some, else from the symbol
+//! table (via the `backtrace` crate). How complete they are depends on the
+//! build: full debug info and `debug = "limited"` give full paths
+//! (`myapp::cache::load`); `debug = "line-tables-only"` gives DWARF's short
+//! names for inlined frames (`load`); no debug info gives symbol-table names
+//! and no inlined frames, files or lines.
+//!
+//! [`Record::frames`]: crate::Record::frames
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+
+use crate::Frame;
+
+/// Name used for a frame whose function could not be resolved.
+pub(crate) const UNKNOWN: &str = "<unknown>";
+
+/// One resolved frame of an address: a function, possibly inlined.
+#[derive(Clone, Debug)]
+pub(crate) struct Sym {
+    /// Demangled, without the hash suffix: `alloc::vec::Vec<T,A>::push`.
+    pub(crate) name: String,
+    /// As found in the object file (the mangled name when there is one).
+    pub(crate) system_name: String,
+    pub(crate) file: Option<String>,
+    pub(crate) line: Option<u32>,
+}
+
+/// One address of a trimmed stack: which return address, and how many of its
+/// inlined frames (innermost first) the trimming hid. Two stacks that differ
+/// only in hidden frames get equal keys, so encoders can merge them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct LocKey {
+    /// The return address as captured (the call instruction is just before).
+    pub(crate) ret: usize,
+    /// Leading inlined frames of `ret` that belong to the profiler.
+    pub(crate) skip: usize,
+}
+
+impl LocKey {
+    /// The address of the call instruction: what pprof calls the location's
+    /// address and what is looked up in the debug info.
+    pub(crate) fn pc(self) -> usize {
+        self.ret.saturating_sub(1)
+    }
+}
+
+/// Resolves return addresses, once each. Not thread safe; one per write.
+#[derive(Default)]
+pub(crate) struct Symbolizer {
+    cache: HashMap<usize, Vec<Sym>>,
+}
+
+impl Symbolizer {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// The frames at return address `ret`, innermost (inlined) first; empty
+    /// when nothing is known about the address.
+    pub(crate) fn resolve(&mut self, ret: usize) -> &[Sym] {
+        self.cache
+            .entry(ret)
+            .or_insert_with(|| resolve_uncached(ret))
+    }
+
+    /// The frames `key` stands for: those of `key.ret` minus the hidden ones.
+    /// `key` must come from [`trim`](Self::trim) on this symbolizer.
+    pub(crate) fn frames(&self, key: LocKey) -> &[Sym] {
+        self.cache
+            .get(&key.ret)
+            .map_or(&[][..], |f| &f[key.skip.min(f.len())..])
+    }
+
+    /// Resolves `stack` (leaf first) and drops the profiler's frames from
+    /// its leaf end (see [`profiler_frames`]). Returns one key per address
+    /// that still shows at least one frame, leaf first.
+    pub(crate) fn trim(&mut self, stack: &[usize]) -> Vec<LocKey> {
+        // An unresolved address counts as one frame with an empty name:
+        // neither profiler nor shim, so it stops the trimming.
+        let mut names: Vec<&str> = Vec::new();
+        let mut widths = Vec::with_capacity(stack.len());
+        for &ret in stack {
+            self.resolve(ret);
+        }
+        for &ret in stack {
+            let syms = &self.cache[&ret];
+            widths.push(syms.len().max(1));
+            if syms.is_empty() {
+                names.push("");
+            }
+            names.extend(syms.iter().map(|s| {
+                if is_profiler_file(s) {
+                    PROFILER_FRAME
+                } else {
+                    s.name.as_str()
+                }
+            }));
+        }
+        let mut cut = profiler_frames(&names);
+        let mut keys = Vec::with_capacity(stack.len());
+        for (&ret, width) in stack.iter().zip(widths) {
+            if cut < width {
+                keys.push(LocKey { ret, skip: cut });
+            }
+            cut = cut.saturating_sub(width);
+        }
+        keys
+    }
+}
+
+/// Looks `ret - 1` up: the call instruction, so the call's line is reported
+/// rather than the line after it.
+fn resolve_uncached(ret: usize) -> Vec<Sym> {
+    let mut out = Vec::new();
+    if ret == 0 {
+        return out;
+    }
+    backtrace::resolve((ret - 1) as *mut c_void, |s| {
+        let (name, system_name) = match s.name() {
+            Some(n) => (
+                format!("{n:#}"),
+                String::from_utf8_lossy(n.as_bytes()).into_owned(),
+            ),
+            None => (UNKNOWN.to_owned(), String::new()),
+        };
+        out.push(Sym {
+            name,
+            system_name,
+            file: s.filename().map(|p| p.display().to_string()),
+            line: s.lineno(),
+        });
+    });
+    out
+}
+
+/// How many leading (leaf-side) frames of `names` belong to the profiler and
+/// are hidden. `names` are the demangled names of a stack, leaf first, with
+/// inlined frames expanded. The rule:
+///
+/// 1. If the stack goes through the global allocator's entry points (the
+///    compiler's shims `__rust_alloc`, `__rust_alloc_zeroed`,
+///    `__rust_realloc`, `__rust_dealloc`, also as `__rustc::__rust_*`, and
+///    the older `__rg_*` / `__rdl_*`), everything up to and including the
+///    leaf-most run of shim frames is hidden: that is `Sampled`, the
+///    sampler, the unwinder and whatever sat between them. The caller's
+///    side stays, so `alloc::alloc::alloc`, `alloc::raw_vec::finish_grow`
+///    and `Vec::push` still say which container grew.
+/// 2. Otherwise (a stack captured without the shims, as in this crate's unit
+///    tests), the leading frames of memprof itself (outside its `tests`
+///    modules), of the `backtrace` crate and of the libgcc unwinder
+///    (`_Unwind_*`) are hidden.
+/// 3. If that would hide every frame, nothing is hidden.
+///
+/// Rule 1 matches on exact names, so it also works with the short names of
+/// `debug = "line-tables-only"` builds, where rule 2's paths are missing.
+pub(crate) fn profiler_frames(names: &[&str]) -> usize {
+    let cut = match names.iter().position(|n| is_alloc_shim(n)) {
+        Some(first) => {
+            first
+                + names[first..]
+                    .iter()
+                    .take_while(|n| is_alloc_shim(n))
+                    .count()
+        }
+        None => names.iter().take_while(|n| is_profiler_fn(n)).count(),
+    };
+    if cut == names.len() {
+        0
+    } else {
+        cut
+    }
+}
+
+/// The global allocator's entry points, as the compiler names them.
+fn is_alloc_shim(name: &str) -> bool {
+    let name = name.strip_prefix("__rustc::").unwrap_or(name);
+    matches!(
+        name,
+        "__rust_alloc" | "__rust_alloc_zeroed" | "__rust_realloc" | "__rust_dealloc"
+    ) || name.starts_with("__rg_")
+        || name.starts_with("__rdl_")
+}
+
+/// Stands for a frame recognised by its source file (below), for rule 2.
+const PROFILER_FRAME: &str = "memprof::<frame>";
+
+/// A frame whose source file is memprof's own `src/` or the `backtrace`
+/// crate's. Builds with `debug = "line-tables-only"` give inlined frames
+/// short names (`alloc_slow`, `trace`) that rule 2 cannot place, and the
+/// shim of rule 1 can be gone from the stack when `__rust_alloc` tail-calls
+/// the slow path; the file still tells.
+fn is_profiler_file(s: &Sym) -> bool {
+    let Some(file) = s.file.as_deref() else { return false };
+    let ours = file.starts_with(concat!(env!("CARGO_MANIFEST_DIR"), "/src/"))
+        && !s.name.contains("::tests::");
+    ours || (file.contains("/backtrace-") && file.contains("/src/backtrace/"))
+}
+
+/// A function of the profiler itself, of `backtrace`, or of the unwinder.
+fn is_profiler_fn(name: &str) -> bool {
+    let in_crate = |krate: &str| {
+        let path = name.strip_prefix('<').unwrap_or(name);
+        path.strip_prefix(krate)
+            .is_some_and(|rest| rest.starts_with("::"))
+            || name.contains(&format!(" as {krate}::"))
+    };
+    (in_crate("memprof") && !name.contains("::tests::"))
+        || in_crate("backtrace")
+        || name.starts_with("_Unwind_")
+}
+
+/// Symbolizes one stack for [`Record::frames`](crate::Record::frames):
+/// trimmed, inlined frames expanded, innermost first.
+pub(crate) fn frames_of(stack: &[usize]) -> Vec<Frame> {
+    let mut sym = Symbolizer::new();
+    let keys = sym.trim(stack);
+    let mut out = Vec::new();
+    for key in keys {
+        let syms = sym.frames(key);
+        if syms.is_empty() {
+            out.push(Frame {
+                function: UNKNOWN.to_owned(),
+                file: None,
+                line: None,
+                address: key.pc(),
+                inlined: false,
+            });
+        }
+        for (i, s) in syms.iter().enumerate() {
+            out.push(Frame {
+                function: s.name.clone(),
+                file: s.file.clone(),
+                line: s.line,
+                address: key.pc(),
+                inlined: i + 1 < syms.len(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Return addresses of the current stack, leaf first, as the sampler
+    /// would capture them (the `backtrace` frames included).
+    #[inline(never)]
+    pub(crate) fn capture() -> Vec<usize> {
+        let mut stack = Vec::new();
+        backtrace::trace(|f| {
+            stack.push(f.ip() as usize);
+            true
+        });
+        stack
+    }
+
+    /// A known site: `outer_site` with `inlined_site` inlined into it.
+    /// Returns the stack and the lines of the two calls.
+    #[inline(never)]
+    pub(crate) fn outer_site() -> (Vec<usize>, u32, u32) {
+        let ((stack, inner), outer) = (std::hint::black_box(inlined_site()), line!());
+        (stack, outer, inner)
+    }
+
+    #[inline(always)]
+    fn inlined_site() -> (Vec<usize>, u32) {
+        (capture(), line!())
+    }
+
+    /// A second known site, distinct from `outer_site`.
+    #[inline(never)]
+    pub(crate) fn other_site() -> Vec<usize> {
+        std::hint::black_box(capture())
+    }
+
+    #[test]
+    fn trimming_hides_everything_up_to_the_allocator_shim() {
+        let names = [
+            "backtrace::backtrace::trace",
+            "memprof::stack::capture",
+            "std::thread::local::LocalKey<T>::try_with",
+            "<memprof::Sampled<A> as core::alloc::global::GlobalAlloc>::alloc",
+            "__rustc::__rust_alloc",
+            "alloc::alloc::alloc",
+            "alloc::raw_vec::finish_grow",
+            "myapp::load",
+        ];
+        assert_eq!(profiler_frames(&names), 5);
+    }
+
+    #[test]
+    fn trimming_works_with_short_line_tables_only_names() {
+        let names = [
+            "trace",
+            "capture",
+            "alloc<std::alloc::System>",
+            "__rust_alloc",
+            "alloc",
+            "user",
+        ];
+        assert_eq!(profiler_frames(&names), 4);
+        let old = ["capture", "__rg_alloc", "__rust_alloc", "user"];
+        assert_eq!(profiler_frames(&old), 3);
+    }
+
+    #[test]
+    fn trimming_without_shim_hides_leading_profiler_frames_only() {
+        let names = [
+            "_Unwind_Backtrace",
+            "backtrace::backtrace::libunwind::trace",
+            "<memprof::Sampled<A> as core::alloc::global::GlobalAlloc>::alloc",
+            "memprof::symbolize::tests::capture",
+            "memprof::encode::write",
+        ];
+        assert_eq!(profiler_frames(&names), 3);
+        // Not a prefix match on the crate name, and root-side frames stay.
+        let names = ["memprofiler::x", "memprof::a"];
+        assert_eq!(profiler_frames(&names), 0);
+        let names = [
+            "<alloc::vec::Vec<u8> as memprof::Foo>::f",
+            "user",
+            "memprof::b",
+        ];
+        assert_eq!(profiler_frames(&names), 1);
+    }
+
+    #[test]
+    fn trimming_keeps_everything_rather_than_nothing() {
+        assert_eq!(profiler_frames(&["memprof::a", "backtrace::b"]), 0);
+        assert_eq!(profiler_frames(&["memprof::a", "__rust_alloc"]), 0);
+        assert_eq!(profiler_frames(&[]), 0);
+    }
+
+    #[test]
+    fn symbolizes_known_function_with_file_line_and_inlined_frame() {
+        let (stack, outer_line, inner_line) = outer_site();
+        let mut sym = Symbolizer::new();
+        let keys = sym.trim(&stack);
+        // The leaf after trimming is `capture` itself: the backtrace frames
+        // are gone.
+        let leaf = sym.frames(keys[0]);
+        assert!(
+            leaf[0].name.ends_with("symbolize::tests::capture"),
+            "leaf frame: {leaf:?}"
+        );
+        let site = keys
+            .iter()
+            .map(|&k| sym.frames(k))
+            .find(|f| f.iter().any(|s| s.name.ends_with("tests::outer_site")))
+            .expect("outer_site not found in the stack");
+        let names: Vec<&str> = site.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            site.len(),
+            2,
+            "expected inlined_site inlined into outer_site: {names:?}"
+        );
+        assert!(names[0].ends_with("tests::inlined_site"), "{names:?}");
+        assert!(names[1].ends_with("tests::outer_site"), "{names:?}");
+        assert_eq!(site[0].line, Some(inner_line));
+        assert_eq!(site[1].line, Some(outer_line));
+        for s in site {
+            assert!(
+                s.file.as_deref().unwrap().ends_with("src/symbolize.rs"),
+                "{s:?}"
+            );
+            assert!(
+                s.system_name.starts_with("_ZN") || s.system_name.starts_with("_R"),
+                "{s:?}"
+            );
+            assert!(!s.name.contains("17h"), "hash suffix left in {}", s.name);
+        }
+    }
+
+    #[test]
+    fn frames_of_matches_trimmed_view() {
+        let stack = other_site();
+        let frames = frames_of(&stack);
+        assert!(frames[0].function.ends_with("symbolize::tests::capture"));
+        assert!(stack.contains(&(frames[0].address + 1)));
+        let site = frames
+            .iter()
+            .find(|f| f.function.ends_with("tests::other_site"))
+            .unwrap();
+        assert!(!site.inlined);
+        assert!(frames
+            .iter()
+            .all(|f| !f.function.starts_with("backtrace::")));
+    }
+}
