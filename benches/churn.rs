@@ -21,27 +21,53 @@ struct Variant {
 }
 
 const VARIANTS: &[Variant] = &[
-    Variant { label: "System (bare)", bench: "churn_system", env: &[] },
-    Variant { label: "Sampled, rate 0 (off)", bench: "churn_sampled", env: &[("MEMPROFILERATE", "0")] },
-    Variant { label: "Sampled, default 512 KiB", bench: "churn_sampled", env: &[] },
-    Variant { label: "Sampled, rate 1 (every alloc)", bench: "churn_sampled", env: &[("MEMPROFILERATE", "1")] },
+    Variant {
+        label: "System (bare)",
+        bench: "churn_system",
+        env: &[],
+    },
+    Variant {
+        label: "Sampled, rate 0 (off)",
+        bench: "churn_sampled",
+        env: &[("MEMPROFILERATE", "0")],
+    },
+    Variant {
+        label: "Sampled, default 512 KiB",
+        bench: "churn_sampled",
+        env: &[],
+    },
+    Variant {
+        label: "Sampled, rate 1 (every alloc)",
+        bench: "churn_sampled",
+        env: &[("MEMPROFILERATE", "1")],
+    },
 ];
 
 fn executables() -> Vec<(String, String)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["bench", "--no-run", "--message-format=json-render-diagnostics"]);
+    cmd.args([
+        "bench",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ]);
     let mut names: Vec<&str> = VARIANTS.iter().map(|v| v.bench).collect();
     names.dedup();
     for n in &names {
         cmd.args(["--bench", n]);
     }
     let out = cmd.output().expect("run cargo to build the churn variants");
-    assert!(out.status.success(), "building the variants failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "building the variants failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let mut found = Vec::new();
     for line in text.lines() {
-        let (Some(exe), Some(name)) = (field(line, "\"executable\":\""), field(line, "\"name\":\"")) else {
+        let (Some(exe), Some(name)) =
+            (field(line, "\"executable\":\""), field(line, "\"name\":\""))
+        else {
             continue;
         };
         if names.contains(&name.as_str()) {
@@ -66,10 +92,21 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let rounds: usize = std::env::var("CHURN_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
-    let ops: usize = std::env::var("CHURN_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+    let rounds: usize = std::env::var("CHURN_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
+    let ops: usize = std::env::var("CHURN_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
     let exes = executables();
-    let exe = |bench: &str| exes.iter().find(|(n, _)| n == bench).map(|(_, e)| e.clone()).expect("variant built");
+    let exe = |bench: &str| {
+        exes.iter()
+            .find(|(n, _)| n == bench)
+            .map(|(_, e)| e.clone())
+            .expect("variant built")
+    };
     println!("churn: 16 Ki live slots, {ops} ops per thread, {rounds} interleaved rounds\n");
     for (workload, threads) in [("small", 1), ("mixed", 1), ("small", 2)] {
         let n = VARIANTS.len();
@@ -80,12 +117,22 @@ fn main() {
                 let i = (k + round) % n;
                 let v = &VARIANTS[i];
                 let out = Command::new(exe(v.bench))
-                    .args(["--variant-run", workload, &threads.to_string(), &ops.to_string()])
+                    .args([
+                        "--variant-run",
+                        workload,
+                        &threads.to_string(),
+                        &ops.to_string(),
+                    ])
                     .env_remove("MEMPROFILERATE")
                     .envs(v.env.iter().copied())
                     .output()
                     .expect("run variant");
-                assert!(out.status.success(), "{} failed: {}", v.label, String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "{} failed: {}",
+                    v.label,
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 let s = String::from_utf8_lossy(&out.stdout);
                 let mut it = s.split_whitespace();
                 ns[i].push(it.next().unwrap().parse::<f64>().unwrap());
@@ -97,7 +144,9 @@ fn main() {
         println!("|---|---|---|---|---|");
         for i in 0..n {
             let mut ratios: Vec<f64> = (0..rounds).map(|r| ns[i][r] / ns[0][r]).collect();
-            let (lo, hi) = ns[i].iter().fold((f64::MAX, 0f64), |(l, h), &x| (l.min(x), h.max(x)));
+            let (lo, hi) = ns[i]
+                .iter()
+                .fold((f64::MAX, 0f64), |(l, h), &x| (l.min(x), h.max(x)));
             let med = median(&mut ns[i].clone());
             println!(
                 "| {} | {med:.1} | {lo:.1}–{hi:.1} | {:.3} | {:.1} |",

@@ -137,7 +137,11 @@ fn main() -> std::io::Result<()> {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let docs = load_documents(&mut rng, 20_000);
     let index = build_index(&docs);
-    let mut cache = Cache { cap: 2_000, order: VecDeque::new(), answers: HashMap::new() };
+    let mut cache = Cache {
+        cap: 2_000,
+        order: VecDeque::new(),
+        answers: HashMap::new(),
+    };
     let mut hits = 0;
     for _ in 0..20_000 {
         let query = format!("{} {}", word(&mut rng), word(&mut rng));

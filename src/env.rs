@@ -41,7 +41,10 @@ pub(crate) fn init_once() {
 
 #[cold]
 fn init_slow() {
-    if STATE.compare_exchange(UNINIT, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+    if STATE
+        .compare_exchange(UNINIT, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
         return; // another thread is on it; the default rate holds meanwhile
     }
     // What libc allocates below (atfork and atexit lists) is not sampled.
@@ -112,21 +115,29 @@ fn warn_bad_rate(value: &[u8]) {
 }
 
 fn now_nanos() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 extern "C" fn write_at_exit() {
     // Never unwind out of an atexit handler.
     let _ = std::panic::catch_unwind(|| {
         let _busy = Busy::enter();
-        let Some(raw) = std::env::var_os("MEMPROFILE") else { return };
+        let Some(raw) = std::env::var_os("MEMPROFILE") else {
+            return;
+        };
         let path = expand(Path::new(&raw));
         match crate::write_heap_profile(&path) {
             Ok(()) => eprintln!("memprof: heap profile written to {}", path.display()),
-            Err(e) => eprintln!("memprof: cannot write the heap profile to {}: {e}", path.display()),
+            Err(e) => eprintln!(
+                "memprof: cannot write the heap profile to {}: {e}",
+                path.display()
+            ),
         }
     });
 }
@@ -142,7 +153,9 @@ fn bin_name() -> String {
 pub(crate) fn expand(path: &Path) -> PathBuf {
     let s = path.to_string_lossy();
     if s.contains("{pid}") || s.contains("{bin}") {
-        let s = s.replace("{pid}", &std::process::id().to_string()).replace("{bin}", &bin_name());
+        let s = s
+            .replace("{pid}", &std::process::id().to_string())
+            .replace("{bin}", &bin_name());
         return PathBuf::from(s);
     }
     let written_since_start = std::fs::metadata(path)
@@ -153,7 +166,10 @@ pub(crate) fn expand(path: &Path) -> PathBuf {
     if !written_since_start {
         return path.to_path_buf();
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let (stem, ext) = match name.find('.') {
         Some(i) => (&name[..i], &name[i..]),
         None => (name.as_str(), ""),
@@ -175,7 +191,15 @@ mod tests {
         assert_eq!(parse_rate(b"0"), Some(0));
         assert_eq!(parse_rate(b"1"), Some(1));
         assert_eq!(parse_rate(b" 524288 "), Some(524288));
-        for bad in [&b"abc"[..], b"-5", b"", b"  ", b"99999999999999999999999", b"1e6", b"12k"] {
+        for bad in [
+            &b"abc"[..],
+            b"-5",
+            b"",
+            b"  ",
+            b"99999999999999999999999",
+            b"1e6",
+            b"12k",
+        ] {
             assert_eq!(parse_rate(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }

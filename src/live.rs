@@ -24,7 +24,11 @@ use core::ptr;
 #[inline(never)]
 pub(crate) fn alloc_sampled(layout: Layout, weight: u64, zeroed: bool) -> *mut u8 {
     let _busy = Busy::enter();
-    let mut cap = Captured { frames: [0; MAX_FRAMES], len: 0, truncated: false };
+    let mut cap = Captured {
+        frames: [0; MAX_FRAMES],
+        len: 0,
+        truncated: false,
+    };
     stack::capture(&mut cap);
     let Some(rec) = stacks::intern(cap.as_slice(), cap.truncated)
         .and_then(|s| records::intern(s, layout.size() as u64))
@@ -65,13 +69,22 @@ pub(crate) unsafe fn free_sampled(p: *mut u8) {
 ///
 /// # Safety
 /// As for `free_sampled`.
-pub(crate) unsafe fn resample_in_place(p: *mut u8, align: usize, new_size: usize, weight: u64) -> bool {
+pub(crate) unsafe fn resample_in_place(
+    p: *mut u8,
+    align: usize,
+    new_size: usize,
+    weight: u64,
+) -> bool {
     // SAFETY: the caller guarantees `p` is a live region block.
     if !unsafe { region::fits_in_place(p, new_size, align) } {
         return false;
     }
     let _busy = Busy::enter();
-    let mut cap = Captured { frames: [0; MAX_FRAMES], len: 0, truncated: false };
+    let mut cap = Captured {
+        frames: [0; MAX_FRAMES],
+        len: 0,
+        truncated: false,
+    };
     stack::capture(&mut cap);
     let Some(rec) = stacks::intern(cap.as_slice(), cap.truncated)
         .and_then(|s| records::intern(s, new_size as u64))

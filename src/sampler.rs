@@ -56,7 +56,10 @@ struct Global {
     rate: AtomicUsize,
 }
 
-static GLOBAL: Global = Global { floor: AtomicI64::new(0), rate: AtomicUsize::new(DEFAULT_RATE) };
+static GLOBAL: Global = Global {
+    floor: AtomicI64::new(0),
+    rate: AtomicUsize::new(DEFAULT_RATE),
+};
 
 thread_local! {
     /// Countdown, relative to FLOOR: bytes left before the next sample.
@@ -184,7 +187,10 @@ fn next_random() -> u64 {
 
 fn seed() -> u64 {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     let local = 0u8;
@@ -234,9 +240,14 @@ mod tests {
         // R; we allow 6 SD (1.3%), so correct code fails ~2e-9 of the time.
         let (rate, n) = (524_288usize, 200_000);
         let mut s = 1;
-        let sum: f64 = (0..n).map(|_| gap_from_uniform(splitmix(&mut s), rate) as f64).sum();
+        let sum: f64 = (0..n)
+            .map(|_| gap_from_uniform(splitmix(&mut s), rate) as f64)
+            .sum();
         let mean = sum / n as f64;
-        assert!((mean - rate as f64).abs() < 6.0 * rate as f64 / (n as f64).sqrt(), "mean {mean}");
+        assert!(
+            (mean - rate as f64).abs() < 6.0 * rate as f64 / (n as f64).sqrt(),
+            "mean {mean}"
+        );
     }
 
     #[test]
@@ -280,7 +291,10 @@ mod tests {
         let sd = (sumsq / seeds as f64 - mean * mean).sqrt();
         // The mean of 200 estimates has SD sd/sqrt(200); allow 5 of those.
         let tol = 5.0 * sd / (seeds as f64).sqrt();
-        assert!((mean - truth).abs() < tol, "mean {mean} truth {truth} tol {tol}");
+        assert!(
+            (mean - truth).abs() < tol,
+            "mean {mean} truth {truth} tol {tol}"
+        );
         // And each estimate is useful: relative SD near 1/sqrt(samples).
         assert!(sd / truth < 0.05, "relative sd {}", sd / truth);
     }

@@ -132,7 +132,9 @@ impl HeapProfile {
     /// Like [`write_pprof`](Self::write_pprof), but the profile opens on
     /// `alloc_space` by default, like Go's `allocs` profile.
     pub fn write_pprof_allocs<W: io::Write>(&self, w: W) -> io::Result<()> {
-        encode_then_write(w, |buf| crate::encode::pprof::write(self, Some("alloc_space"), buf))
+        encode_then_write(w, |buf| {
+            crate::encode::pprof::write(self, Some("alloc_space"), buf)
+        })
     }
 
     /// Writes Go's legacy text heap profile (`debug=1`), which

@@ -93,7 +93,11 @@ pub(crate) fn intern(frames: &[usize], truncated: bool) -> Option<StackId> {
     // is ours (we hold LOCK and `id == LEN`), not yet visible to readers.
     unsafe {
         core::ptr::copy_nonoverlapping(frames.as_ptr(), copy, frames.len());
-        let e = Entry { frames: copy, len: frames.len() as u32, truncated };
+        let e = Entry {
+            frames: copy,
+            len: frames.len() as u32,
+            truncated,
+        };
         slot.load(Ordering::Relaxed).add(id % CHUNK).write(e);
     }
     if !INDEX.insert_locked(h, id as u32) {

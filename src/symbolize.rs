@@ -199,7 +199,9 @@ const PROFILER_FRAME: &str = "memprof::<frame>";
 /// shim of rule 1 can be gone from the stack when `__rust_alloc` tail-calls
 /// the slow path; the file still tells.
 fn is_profiler_file(s: &Sym) -> bool {
-    let Some(file) = s.file.as_deref() else { return false };
+    let Some(file) = s.file.as_deref() else {
+        return false;
+    };
     let ours = file.starts_with(concat!(env!("CARGO_MANIFEST_DIR"), "/src/"))
         && !s.name.contains("::tests::");
     ours || (file.contains("/backtrace-") && file.contains("/src/backtrace/"))

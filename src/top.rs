@@ -69,14 +69,16 @@ impl HeapProfile {
                     (Some(file), None) => file.clone(),
                     _ => "?".to_string(),
                 };
-                let s = sites.entry((f.function.clone(), location.clone())).or_insert(Site {
-                    function: f.function.clone(),
-                    location,
-                    inuse_bytes: 0,
-                    inuse_objects: 0,
-                    alloc_bytes: 0,
-                    alloc_objects: 0,
-                });
+                let s = sites
+                    .entry((f.function.clone(), location.clone()))
+                    .or_insert(Site {
+                        function: f.function.clone(),
+                        location,
+                        inuse_bytes: 0,
+                        inuse_objects: 0,
+                        alloc_bytes: 0,
+                        alloc_objects: 0,
+                    });
                 s.inuse_bytes += r.inuse_bytes();
                 s.inuse_objects += r.inuse_objects();
                 s.alloc_bytes += r.alloc_bytes();
@@ -84,7 +86,11 @@ impl HeapProfile {
             }
             let mut v: Vec<Site> = sites.into_values().collect();
             v.sort_by(|a, b| {
-                (b.inuse_bytes, b.alloc_bytes, &a.function).cmp(&(a.inuse_bytes, a.alloc_bytes, &b.function))
+                (b.inuse_bytes, b.alloc_bytes, &a.function).cmp(&(
+                    a.inuse_bytes,
+                    a.alloc_bytes,
+                    &b.function,
+                ))
             });
             v.truncate(n);
             v

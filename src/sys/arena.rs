@@ -35,7 +35,10 @@ unsafe impl Sync for Arena {}
 
 static ARENA: Arena = Arena {
     lock: SpinLock::new(),
-    bump: UnsafeCell::new(Bump { next: ptr::null_mut(), end: ptr::null_mut() }),
+    bump: UnsafeCell::new(Bump {
+        next: ptr::null_mut(),
+        end: ptr::null_mut(),
+    }),
     used: AtomicUsize::new(0),
 };
 

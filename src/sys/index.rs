@@ -54,7 +54,10 @@ pub(crate) struct Index {
 
 impl Index {
     pub(crate) const fn new() -> Self {
-        Index { table: AtomicPtr::new(core::ptr::null_mut()), len: AtomicUsize::new(0) }
+        Index {
+            table: AtomicPtr::new(core::ptr::null_mut()),
+            len: AtomicUsize::new(0),
+        }
     }
 
     /// Finds the id whose hash is `hash` and for which `eq(id)` holds.
@@ -90,13 +93,16 @@ impl Index {
         debug_assert!(id < u32::MAX);
         let mut t = self.table.load(Ordering::Acquire);
         let len = self.len.load(Ordering::Relaxed);
-        // SAFETY (deref of `t` here and below): published tables live forever.
-        if t.is_null() || (len + 1) * 2 > unsafe { (*t).mask } + 1 {
-            let cap = if t.is_null() { INITIAL_CAP } else { (unsafe { (*t).mask } + 1) * 2 };
+        if t.is_null() || (len + 1) * 2 > cap_of(t) {
+            let cap = if t.is_null() {
+                INITIAL_CAP
+            } else {
+                cap_of(t) * 2
+            };
             let grown = new_table(cap);
             if grown.is_null() {
                 // Out of memory: keep using the old table while it has room.
-                if t.is_null() || (len + 1) * 8 > unsafe { (*t).mask + 1 } * 7 {
+                if t.is_null() || (len + 1) * 8 > cap_of(t) * 7 {
                     return false;
                 }
             } else {
@@ -117,10 +123,20 @@ impl Index {
             }
         }
         // SAFETY: `t` is a live table.
-        put(unsafe { (*t).slots() }, (u64::from(hash) << 32) | u64::from(id + 1));
+        put(
+            unsafe { (*t).slots() },
+            (u64::from(hash) << 32) | u64::from(id + 1),
+        );
         self.len.store(len + 1, Ordering::Relaxed);
         true
     }
+}
+
+/// Slots of a published (non-null) table.
+fn cap_of(t: *mut Table) -> usize {
+    // SAFETY: callers pass a non-null table pointer loaded from `Index::table`;
+    // published tables are never freed.
+    unsafe { (*t).mask + 1 }
 }
 
 fn put(slots: &[AtomicU64], v: u64) {

@@ -94,11 +94,11 @@ fn class_for(size: usize, align: usize) -> Option<usize> {
     }
     let need = size.max(align);
     let mut c = if need <= 128 {
-        (need.max(1) + 15) / 16 - 1
+        need.max(1).div_ceil(16) - 1
     } else {
         let group = (usize::BITS - 1 - (need - 1).leading_zeros()) as usize - 7; // 128 << group < need <= 256 << group
         let step = 32usize << group;
-        8 + group * 4 + (need - (128 << group) + step - 1) / step - 1
+        8 + group * 4 + (need - (128 << group)).div_ceil(step) - 1
     };
     while c < NCLASSES {
         if class_size(c) % align == 0 {
@@ -117,7 +117,10 @@ struct Bounds {
     len: AtomicUsize,
 }
 
-static BOUNDS: Bounds = Bounds { base: AtomicUsize::new(0), len: AtomicUsize::new(0) };
+static BOUNDS: Bounds = Bounds {
+    base: AtomicUsize::new(0),
+    len: AtomicUsize::new(0),
+};
 
 /// Was `p` served by the region? Exact; one subtract, one compare.
 #[inline(always)]
@@ -206,7 +209,10 @@ pub(crate) fn ensure_init() -> bool {
         FAILED | BUSY => return false,
         _ => {}
     }
-    if STATE.compare_exchange(UNINIT, BUSY, Ordering::Acquire, Ordering::Relaxed).is_err() {
+    if STATE
+        .compare_exchange(UNINIT, BUSY, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
         return STATE.load(Ordering::Acquire) == READY;
     }
     // 2 TiB of address space: 32 GiB per size class. Smaller tries for
@@ -283,10 +289,17 @@ fn alloc_small(c: usize) -> Option<Block> {
         let slot = (head as u32 - 1) as usize;
         let next = meta_at(c, slot).record_or_link.load(Ordering::Relaxed);
         let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(next);
-        match class.free.compare_exchange_weak(head, new, Ordering::Acquire, Ordering::Acquire) {
+        match class
+            .free
+            .compare_exchange_weak(head, new, Ordering::Acquire, Ordering::Acquire)
+        {
             Ok(_) => {
                 let ptr = (data_base(c) + slot * class_size(c)) as *mut u8;
-                return Some(Block { ptr, meta: meta_at(c, slot), zeroed: false });
+                return Some(Block {
+                    ptr,
+                    meta: meta_at(c, slot),
+                    zeroed: false,
+                });
             }
             Err(h) => head = h,
         }
@@ -300,7 +313,11 @@ fn alloc_small(c: usize) -> Option<Block> {
         return None;
     }
     let ptr = (data_base(c) + slot * class_size(c)) as *mut u8;
-    Some(Block { ptr, meta: meta_at(c, slot), zeroed: true })
+    Some(Block {
+        ptr,
+        meta: meta_at(c, slot),
+        zeroed: true,
+    })
 }
 
 #[cold]
@@ -377,8 +394,9 @@ fn alloc_large(size: usize, align: usize) -> Option<Block> {
             if st.high > st.committed {
                 let to = os::round_up(st.high, LARGE_COMMIT).min(large_len());
                 // SAFETY: inside the large zone of our reservation.
-                if !unsafe { os::commit((large_base() + st.committed) as *mut u8, to - st.committed) }
-                {
+                if !unsafe {
+                    os::commit((large_base() + st.committed) as *mut u8, to - st.committed)
+                } {
                     st.high -= need;
                     return None;
                 }
@@ -394,7 +412,11 @@ fn alloc_large(size: usize, align: usize) -> Option<Block> {
         (*h).run_start = start;
         (*h).run_len = len;
     }
-    Some(Block { ptr: block as *mut u8, meta: &header_of(block as *mut u8).meta, zeroed })
+    Some(Block {
+        ptr: block as *mut u8,
+        meta: &header_of(block as *mut u8).meta,
+        zeroed,
+    })
 }
 
 /// Best fit from the free runs; splits off what is not needed.
@@ -413,7 +435,11 @@ fn take_run(st: &mut LargeState, need: usize) -> Option<(usize, usize, bool)> {
         st.dirty_bytes -= r.len.min(st.dirty_bytes);
     }
     if r.len > need {
-        runs[i] = Run { start: r.start + need, len: r.len - need, dirty: r.dirty };
+        runs[i] = Run {
+            start: r.start + need,
+            len: r.len - need,
+            dirty: r.dirty,
+        };
         if r.dirty {
             st.dirty_bytes += r.len - need;
         }
@@ -434,7 +460,11 @@ fn free_large(block: *mut u8) {
     let runs = unsafe { core::slice::from_raw_parts_mut(st.runs, MAX_RUNS) };
     let n = st.nruns;
     let i = runs[..n].partition_point(|r| r.start < start);
-    let mut run = Run { start, len, dirty: true };
+    let mut run = Run {
+        start,
+        len,
+        dirty: true,
+    };
     st.dirty_bytes += len;
     let merge_prev = i > 0 && runs[i - 1].start + runs[i - 1].len == start;
     let merge_next = i < n && start + len == runs[i].start;
@@ -449,11 +479,19 @@ fn free_large(block: *mut u8) {
         }
         (true, false) => {
             clean_accounting(st, &[runs[i - 1]]);
-            runs[i - 1] = Run { start: runs[i - 1].start, len: runs[i - 1].len + len, dirty: true };
+            runs[i - 1] = Run {
+                start: runs[i - 1].start,
+                len: runs[i - 1].len + len,
+                dirty: true,
+            };
         }
         (false, true) => {
             clean_accounting(st, &[runs[i]]);
-            runs[i] = Run { start, len: len + runs[i].len, dirty: true };
+            runs[i] = Run {
+                start,
+                len: len + runs[i].len,
+                dirty: true,
+            };
         }
         (false, false) => {
             if n == MAX_RUNS {
@@ -550,7 +588,10 @@ pub(crate) unsafe fn free(p: *mut u8) {
     loop {
         link.store(head as u32, Ordering::Relaxed);
         let new = ((head >> 32).wrapping_add(1) << 32) | (slot as u64 + 1);
-        match class.free.compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed) {
+        match class
+            .free
+            .compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed)
+        {
             Ok(_) => return,
             Err(h) => head = h,
         }
@@ -601,7 +642,10 @@ mod tests {
         for size in 1..=SMALL_MAX {
             let c = class_for(size, 8).unwrap();
             assert!(class_size(c) >= size);
-            assert!(c == 0 || class_size(c - 1) < size, "size {size} got class {c}");
+            assert!(
+                c == 0 || class_size(c - 1) < size,
+                "size {size} got class {c}"
+            );
         }
         assert_eq!(class_for(100, 64).map(class_size), Some(128));
         assert_eq!(class_for(SMALL_MAX + 1, 8), None);
@@ -609,7 +653,14 @@ mod tests {
 
     #[test]
     fn small_and_large_blocks_round_trip() {
-        for &(size, align) in &[(1, 1), (24, 8), (100, 64), (5000, 4096), (200_000, 16), (70_000, 8192)] {
+        for &(size, align) in &[
+            (1, 1),
+            (24, 8),
+            (100, 64),
+            (5000, 4096),
+            (200_000, 16),
+            (70_000, 8192),
+        ] {
             let b = alloc(size, align).expect("region available");
             assert!(contains(b.ptr));
             assert_eq!(b.ptr as usize % align, 0);
