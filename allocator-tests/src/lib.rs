@@ -26,8 +26,11 @@ impl Sample {
 /// A decoded profile.
 #[derive(Debug)]
 pub struct Decoded {
+    /// pprof period.
     pub period: i64,
+    /// Sample type names.
     pub sample_types: Vec<String>,
+    /// All samples.
     pub samples: Vec<Sample>,
 }
 
@@ -36,9 +39,13 @@ impl Decoded {
     /// label is `size` (any size if `None`).
     pub fn sum(&self, func: &str, size: Option<i64>) -> [i64; 4] {
         let mut t = [0; 4];
-        for s in self.samples.iter().filter(|s| s.has_fn(func) && (size.is_none() || s.bytes == size)) {
-            for i in 0..4 {
-                t[i] += s.values[i];
+        for s in self
+            .samples
+            .iter()
+            .filter(|s| s.has_fn(func) && (size.is_none() || s.bytes == size))
+        {
+            for (acc, v) in t.iter_mut().zip(s.values) {
+                *acc += v;
             }
         }
         t
@@ -55,19 +62,25 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 /// Writes `profile` as pprof to `dir/name` and returns the path.
 pub fn write_pprof(profile: &memprof::HeapProfile, dir: &Path, name: &str) -> PathBuf {
     let p = dir.join(name);
-    profile.write_pprof(std::fs::File::create(&p).unwrap()).unwrap();
+    profile
+        .write_pprof(std::fs::File::create(&p).unwrap())
+        .unwrap();
     p
 }
 
 /// Writes `profile` as Go debug=1 text to `dir/name`.
 pub fn write_text(profile: &memprof::HeapProfile, dir: &Path, name: &str) -> PathBuf {
     let p = dir.join(name);
-    profile.write_text(std::fs::File::create(&p).unwrap()).unwrap();
+    profile
+        .write_text(std::fs::File::create(&p).unwrap())
+        .unwrap();
     p
 }
 
 fn run(cmd: &mut Command, what: &str, install: &str) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {what} ({e}): install {install}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what} ({e}): install {install}"));
     assert!(
         out.status.success(),
         "{what} failed on the profile:\n{}",
@@ -79,7 +92,10 @@ fn run(cmd: &mut Command, what: &str, install: &str) -> String {
 /// Decodes with `go tool pprof -raw` (proto or legacy text).
 pub fn go_raw(path: &Path) -> Decoded {
     let text = run(
-        Command::new("go").args(["tool", "pprof", "-raw"]).arg(path).env("PPROF_TMPDIR", std::env::temp_dir()),
+        Command::new("go")
+            .args(["tool", "pprof", "-raw"])
+            .arg(path)
+            .env("PPROF_TMPDIR", std::env::temp_dir()),
         "go tool pprof",
         "Debian package golang-go (.ci/run does)",
     );
@@ -121,11 +137,18 @@ pub fn parse_raw(text: &str) -> Decoded {
                     continue;
                 }
                 if t.contains('/') && sample_types.is_empty() {
-                    sample_types = t.split_whitespace().map(|s| s.split('/').next().unwrap().to_string()).collect();
+                    sample_types = t
+                        .split_whitespace()
+                        .map(|s| s.split('/').next().unwrap().to_string())
+                        .collect();
                 } else if let Some(b) = t.strip_prefix("bytes:[") {
-                    raw_samples.last_mut().unwrap().1 = Some(b.trim_end_matches(']').parse().unwrap());
+                    raw_samples.last_mut().unwrap().1 =
+                        Some(b.trim_end_matches(']').parse().unwrap());
                 } else if let Some((vals, ids)) = t.split_once(':') {
-                    let v: Vec<i64> = vals.split_whitespace().map(|x| x.parse().unwrap()).collect();
+                    let v: Vec<i64> = vals
+                        .split_whitespace()
+                        .map(|x| x.parse().unwrap())
+                        .collect();
                     if v.len() == 4 {
                         let ids = ids.split_whitespace().map(|x| x.parse().unwrap()).collect();
                         raw_samples.push(([v[0], v[1], v[2], v[3]], None, ids));
@@ -142,9 +165,17 @@ pub fn parse_raw(text: &str) -> Decoded {
                     _ => (false, t),
                 };
                 // "M=1 name file:line s=0" or, for inlined lines, "name file:line s=0"
-                let rest = if is_new { rest.split_once(' ').map(|x| x.1).unwrap_or("") } else { rest };
+                let rest = if is_new {
+                    rest.split_once(' ').map(|x| x.1).unwrap_or("")
+                } else {
+                    rest
+                };
                 let body = rest.rsplit_once(" s=").map(|x| x.0).unwrap_or(rest);
-                let name = body.rsplit_once(' ').map(|x| x.0).unwrap_or(body).to_string();
+                let name = body
+                    .rsplit_once(' ')
+                    .map(|x| x.0)
+                    .unwrap_or(body)
+                    .to_string();
                 locs.entry(last_loc).or_default().push(name);
             }
             _ => {}
@@ -155,10 +186,17 @@ pub fn parse_raw(text: &str) -> Decoded {
         .map(|(values, bytes, ids)| Sample {
             values,
             bytes,
-            funcs: ids.iter().map(|id| locs.get(id).cloned().unwrap_or_default()).collect(),
+            funcs: ids
+                .iter()
+                .map(|id| locs.get(id).cloned().unwrap_or_default())
+                .collect(),
         })
         .collect();
-    Decoded { period, sample_types, samples }
+    Decoded {
+        period,
+        sample_types,
+        samples,
+    }
 }
 
 /// Decodes with the npm `pprof-format` reader (allocator-tests/js).
@@ -170,7 +208,11 @@ pub fn pprof_format(path: &Path) -> Decoded {
         "node and `npm ci` in allocator-tests/js (.ci/run does)",
     );
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let num = |x: &serde_json::Value| x.as_i64().or_else(|| x.as_str().and_then(|s| s.parse().ok())).unwrap();
+    let num = |x: &serde_json::Value| {
+        x.as_i64()
+            .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+            .unwrap()
+    };
     let samples = v["samples"]
         .as_array()
         .unwrap()
@@ -179,19 +221,33 @@ pub fn pprof_format(path: &Path) -> Decoded {
             let vals: Vec<i64> = s["values"].as_array().unwrap().iter().map(num).collect();
             Sample {
                 values: [vals[0], vals[1], vals[2], vals[3]],
-                bytes: s["numLabels"]["bytes"].as_array().and_then(|a| a.first()).map(num),
+                bytes: s["numLabels"]["bytes"]
+                    .as_array()
+                    .and_then(|a| a.first())
+                    .map(num),
                 funcs: s["locations"]
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|l| l.as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_string()).collect())
+                    .map(|l| {
+                        l.as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|f| f.as_str().unwrap().to_string())
+                            .collect()
+                    })
                     .collect(),
             }
         })
         .collect();
     Decoded {
         period: num(&v["period"]),
-        sample_types: v["sampleTypes"].as_array().unwrap().iter().map(|t| t[0].as_str().unwrap().to_string()).collect(),
+        sample_types: v["sampleTypes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t[0].as_str().unwrap().to_string())
+            .collect(),
         samples,
     }
 }

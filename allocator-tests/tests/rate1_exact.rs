@@ -1,4 +1,5 @@
 //! At rate 1 every allocation is recorded exactly. One `#[test]`: the rate
+#![allow(clippy::vec_box)] // boxes are the point: one allocation each
 //! is process-wide. Checked through two independent readers.
 use allocator_tests::*;
 use std::alloc::{Layout, System};
@@ -32,19 +33,52 @@ fn zeroed_block() -> Vec<u8> {
 
 fn check(d: &Decoded, reader: &str, live: bool) {
     assert_eq!(d.period, 1, "{reader}: period");
-    assert_eq!(d.sample_types, ["alloc_objects", "alloc_space", "inuse_objects", "inuse_space"], "{reader}");
+    assert_eq!(
+        d.sample_types,
+        [
+            "alloc_objects",
+            "alloc_space",
+            "inuse_objects",
+            "inuse_space"
+        ],
+        "{reader}"
+    );
     let inuse = |n: i64, b: i64| if live { [n, n * b] } else { [0, 0] };
     let h = d.sum("alloc_hundreds", Some(100));
-    assert_eq!(h, [1000, 100_000, inuse(1000, 100)[0], inuse(1000, 100)[1]], "{reader}: alloc_hundreds");
+    assert_eq!(
+        h,
+        [1000, 100_000, inuse(1000, 100)[0], inuse(1000, 100)[1]],
+        "{reader}: alloc_hundreds"
+    );
     let p = d.sum("alloc_pages", Some(4096));
-    assert_eq!(p, [7, 7 * 4096, inuse(7, 4096)[0], inuse(7, 4096)[1]], "{reader}: alloc_pages");
+    assert_eq!(
+        p,
+        [7, 7 * 4096, inuse(7, 4096)[0], inuse(7, 4096)[1]],
+        "{reader}: alloc_pages"
+    );
     // realloc 24 -> 3000: the 24-byte block was freed, the 3000-byte one lives.
-    assert_eq!(d.sum("grow_by_realloc", Some(24)), [1, 24, 0, 0], "{reader}: realloc old");
+    assert_eq!(
+        d.sum("grow_by_realloc", Some(24)),
+        [1, 24, 0, 0],
+        "{reader}: realloc old"
+    );
     let g = d.sum("grow_by_realloc", Some(3000));
-    assert_eq!(g, [1, 3000, inuse(1, 3000)[0], inuse(1, 3000)[1]], "{reader}: realloc new");
+    assert_eq!(
+        g,
+        [1, 3000, inuse(1, 3000)[0], inuse(1, 3000)[1]],
+        "{reader}: realloc new"
+    );
     let z = d.sum("zeroed_block", Some(5000));
-    assert_eq!(z, [1, 5000, inuse(1, 5000)[0], inuse(1, 5000)[1]], "{reader}: alloc_zeroed");
-    assert!(d.samples.iter().filter(|s| s.has_fn("alloc_hundreds")).all(|s| s.bytes.is_some()));
+    assert_eq!(
+        z,
+        [1, 5000, inuse(1, 5000)[0], inuse(1, 5000)[1]],
+        "{reader}: alloc_zeroed"
+    );
+    assert!(d
+        .samples
+        .iter()
+        .filter(|s| s.has_fn("alloc_hundreds"))
+        .all(|s| s.bytes.is_some()));
 }
 
 #[test]
@@ -57,7 +91,10 @@ fn every_allocation_is_recorded_exactly_before_and_after_free() {
     let zeroed = zeroed_block();
     assert!(zeroed.iter().all(|&b| b == 0));
     let live = memprof::heap_profile();
-    assert_eq!(record_sum(&live, "alloc_hundreds", Some(100)), [1000, 100_000, 1000, 100_000]);
+    assert_eq!(
+        record_sum(&live, "alloc_hundreds", Some(100)),
+        [1000, 100_000, 1000, 100_000]
+    );
     let f = write_pprof(&live, &dir, "live.pb.gz");
     check(&go_raw(&f), "go tool pprof", true);
     check(&pprof_format(&f), "pprof-format", true);

@@ -2,7 +2,13 @@
 //! google/pprof's legacy parser and gperftools' `pprof`:
 //!
 //! ```text
-//! heap profile: IO: IB [AO: AB] @ heap/<2*rate>
+//! heap profile: IO: IB [AO: AB] @ heap_v2/<rate>
+//!
+//! Go writes `@ heap/<2*rate>`; `go tool pprof` reads `heap/2N` and
+//! `heap_v2/N` alike (the same Poisson unbiasing, period N), but gperftools'
+//! `google-pprof` treats `heap/` as its old version-1 sampling and divides
+//! by zero on any record with no objects in use. `heap_v2/` is read the same
+//! by both.
 //! io: ib [ao: ab] @ 0x<ret> 0x<ret> ...       (one per site, leaf first)
 //! #<TAB>0x<ret-1><TAB><function><TAB><file>:<line>   (one per frame, inlined first)
 //! ```
@@ -55,12 +61,8 @@ pub(crate) fn write(profile: &HeapProfile, w: impl Write) -> io::Result<()> {
     let mut w = BufWriter::new(w);
     writeln!(
         w,
-        "heap profile: {}: {} [{}: {}] @ heap/{}",
-        total[0],
-        total[1],
-        total[2],
-        total[3],
-        2 * u128::from(rate)
+        "heap profile: {}: {} [{}: {}] @ heap_v2/{}",
+        total[0], total[1], total[2], total[3], rate
     )?;
     for (site, row) in sites.iter().zip(&rows) {
         write!(w, "{}: {} [{}: {}] @", row[0], row[1], row[2], row[3])?;
