@@ -32,7 +32,8 @@ fn samples_keep_the_weight_of_their_rate() {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     memprof::set_rate(0);
     let waiter = std::thread::spawn(move || {
-        let _warm = vec![0u8; 10];
+        let warm: Vec<u8> = Vec::with_capacity(10);
+        drop(warm);
         rx.recv().unwrap();
         waiting_thread_set()
     });
