@@ -30,8 +30,10 @@ pub(crate) fn current() -> Vec<Mapping> {
     let mut maps = parse_maps(&text);
     let objects = loaded_objects();
     for m in &mut maps {
-        if let Some(o) = objects.iter().find(|o| o.contains(m)) {
+        let found = objects.iter().find_map(|o| Some((o, o.segment(m)?)));
+        if let Some((o, (start, end))) = found {
             m.build_id.clone_from(&o.build_id);
+            narrow(m, start, end);
         }
     }
     // The main program is the first object the loader reports.
@@ -77,8 +79,32 @@ struct Object {
 }
 
 impl Object {
+    /// The executable segment that overlaps `m`.
+    fn segment(&self, m: &Mapping) -> Option<(u64, u64)> {
+        self.text
+            .iter()
+            .copied()
+            .find(|&(s, e)| s < m.limit && m.start < e)
+    }
+
     fn contains(&self, m: &Mapping) -> bool {
-        self.text.iter().any(|&(s, e)| s < m.limit && m.start < e)
+        self.segment(m).is_some()
+    }
+}
+
+/// Narrows `m` from whole pages to the executable segment `[start, end)`
+/// it holds, moving the file offset along. Both describe the same bytes,
+/// but with the narrowed one `start` is the segment's load address, which
+/// some readers assume: Go 1.19's `go tool pprof` takes `start - p_vaddr`
+/// as the load bias, which is off by `p_vaddr % page` for binaries whose
+/// text segment does not start on a page (lld's default layout).
+fn narrow(m: &mut Mapping, start: u64, end: u64) {
+    if start > m.start && start < m.limit {
+        m.offset += start - m.start;
+        m.start = start;
+    }
+    if end < m.limit && end > m.start {
+        m.limit = end;
     }
 }
 
@@ -202,6 +228,22 @@ mod tests {
         }
         assert_eq!(gnu_build_id(&notes, 4).as_deref(), Some("deadbe"));
         assert_eq!(gnu_build_id(&notes[..20], 4), None);
+    }
+
+    #[test]
+    fn narrowing_keeps_start_and_offset_in_step() {
+        let mut m = Mapping {
+            start: 0x5000,
+            limit: 0x9000,
+            offset: 0x1000,
+            path: String::new(),
+            build_id: String::new(),
+        };
+        narrow(&mut m, 0x5bc0, 0x8a90);
+        assert_eq!((m.start, m.limit, m.offset), (0x5bc0, 0x8a90, 0x1bc0));
+        // A segment that covers the whole mapping changes nothing.
+        narrow(&mut m, 0x5000, 0x9000);
+        assert_eq!((m.start, m.limit, m.offset), (0x5bc0, 0x8a90, 0x1bc0));
     }
 
     #[test]

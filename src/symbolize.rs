@@ -82,8 +82,11 @@ impl Symbolizer {
 
     /// Resolves `stack` (leaf first) and drops the profiler's frames from
     /// its leaf end (see [`profiler_frames`]). Returns one key per address
-    /// that still shows at least one frame, leaf first.
+    /// that still shows at least one frame, leaf first. Zero addresses (an
+    /// unwinder's end-of-stack mark) are left out.
     pub(crate) fn trim(&mut self, stack: &[usize]) -> Vec<LocKey> {
+        let stack: Vec<usize> = stack.iter().copied().filter(|&a| a != 0).collect();
+        let stack = &stack[..];
         // An unresolved address counts as one frame with an empty name:
         // neither profiler nor shim, so it stops the trimming.
         let mut names: Vec<&str> = Vec::new();

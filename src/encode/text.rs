@@ -1,26 +1,39 @@
-//! Go's legacy heap profile text (`debug=1`), as read by `go tool pprof`,
-//! google/pprof's legacy parser and gperftools' `pprof`:
+//! Go's legacy heap profile text (`debug=1`), as read by `go tool pprof`
+//! (google/pprof's legacy parser) and gperftools' `pprof` (`google-pprof`):
 //!
 //! ```text
-//! heap profile: IO: IB [AO: AB] @ heap/<2*rate>
+//! heap profile: IO: IB [AO: AB] @ heap_v2/<rate>
 //! io: ib [ao: ab] @ 0x<ret> 0x<ret> ...       (one per site, leaf first)
 //! #<TAB>0x<ret-1><TAB><function><TAB><file>:<line>   (one per frame, inlined first)
 //! ```
 //!
-//! Readers re-scale each line at read time with Go's `scaleHeapSample`
-//! (`count / (1 - e^(-size/R))`, truncated), R taken from the header. Our
-//! sites already hold unbiased estimates, possibly sampled at other rates,
-//! so each line holds the count that the reader's scaling turns back into
-//! our estimate: `round(estimate / scale)`, at least 1 for a nonzero
-//! estimate so that no site disappears. The result matches the pprof proto
-//! within one scaled sample, and exactly at rate 1 (or 0), where readers do
-//! not scale and the estimates are written as they are.
+//! **Header.** Go writes `@ heap/<2*rate>`. google/pprof reads that as
+//! Poisson sampling at `rate`, but gperftools' `pprof` reads it as its old
+//! uniform sampling (a different scale) and divides by the in-use count, so
+//! it dies on any fully freed site ("Illegal division by zero"; Go's own
+//! profiles included). `@ heap_v2/<rate>` means Poisson sampling at `rate`
+//! to both readers, so that is what we write; at rate 1 (or 0, profiling
+//! off) we write `@ heapprofile`, which both read as "not sampled, do not
+//! scale". As Go >= 1.23 does, 1 is added to the header's alloc bytes when
+//! they equal the in-use bytes, or readers take the profile for an
+//! in-use-only one with two sample types.
 //!
-//! Go writes `func+0xoffset` in the frame comments; the symbolizer does not
-//! know function entry points, so the offset is left out (readers skip all
-//! `#` lines). After the sites come `# memprof` comment lines and a memory
-//! map of the executable mappings (`--- Memory map: ---`, `/proc/self/maps`
-//! lines), from which readers symbolize position-independent binaries.
+//! **Values.** Readers scale each line at read time, `count / (1 -
+//! e^(-size/rate))` (Go's `scaleHeapSample`; google/pprof truncates the
+//! result). Our sites already hold unbiased estimates, possibly sampled at
+//! other rates, so each line holds the count that the reader's scaling turns
+//! back into our estimate: `round(estimate / scale)`, at least 1 for a
+//! nonzero estimate so that no site disappears. Read back, the values match
+//! the pprof proto within one scaled sample, and exactly when not scaled.
+//!
+//! **The rest.** Go writes `func+0xoffset` in the frame comments; the
+//! symbolizer does not know function entry points, so the offset is left
+//! out (readers skip `#` lines). A truncated stack gets a `#` line naming
+//! [`TRUNCATED`]. Then come `# memprof` comment lines (version, rate,
+//! unwinder, dropped samples) and, last, a memory map of the executable
+//! mappings (`--- Memory map: ---`, `/proc/self/maps` lines): readers
+//! need it to symbolize position-independent binaries, and gperftools'
+//! `pprof` reads everything after that marker as the map.
 
 use std::io::{self, BufWriter, Write};
 
@@ -46,21 +59,20 @@ pub(crate) fn write(profile: &HeapProfile, w: impl Write) -> io::Result<()> {
             *t += v;
         }
     }
-    // As Go >= 1.23: equal in-use and alloc totals would make readers take
-    // the profile for an in-use-only one with two sample types.
     if total[3] == total[1] {
         total[3] += 1;
     }
+    let sampling = if rate > 1 {
+        format!("heap_v2/{rate}")
+    } else {
+        "heapprofile".to_owned()
+    };
 
     let mut w = BufWriter::new(w);
     writeln!(
         w,
-        "heap profile: {}: {} [{}: {}] @ heap/{}",
-        total[0],
-        total[1],
-        total[2],
-        total[3],
-        2 * u128::from(rate)
+        "heap profile: {}: {} [{}: {}] @ {sampling}",
+        total[0], total[1], total[2], total[3]
     )?;
     for (site, row) in sites.iter().zip(&rows) {
         write!(w, "{}: {} [{}: {}] @", row[0], row[1], row[2], row[3])?;
