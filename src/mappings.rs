@@ -72,6 +72,12 @@ fn parse_line(line: &str) -> Option<Mapping> {
     })
 }
 
+/// The program header type of this target's ELF class.
+#[cfg(target_pointer_width = "64")]
+type Phdr = libc::Elf64_Phdr;
+#[cfg(target_pointer_width = "32")]
+type Phdr = libc::Elf32_Phdr;
+
 /// A loaded object: its executable segments and its build ID.
 struct Object {
     text: Vec<(u64, u64)>,
@@ -126,6 +132,8 @@ fn loaded_objects() -> Vec<Object> {
 /// describe memory mapped in this process, and `data` must be a valid
 /// `*mut Vec<Object>`: what `dl_iterate_phdr` guarantees for the call made
 /// in [`loaded_objects`].
+// `u64::from` widens the 32-bit ELF fields; on 64-bit targets it is a no-op.
+#[allow(clippy::useless_conversion)]
 unsafe extern "C" fn collect_object(
     info: *mut libc::dl_phdr_info,
     _size: usize,
@@ -134,28 +142,29 @@ unsafe extern "C" fn collect_object(
     // SAFETY: see the function's contract; the loader keeps the object
     // and its program headers alive for the duration of the callback.
     let (info, out) = unsafe { (&*info, &mut *data.cast::<Vec<Object>>()) };
-    let phdrs: &[libc::Elf64_Phdr] = if info.dlpi_phdr.is_null() {
+    let phdrs: &[Phdr] = if info.dlpi_phdr.is_null() {
         &[]
     } else {
         // SAFETY: dlpi_phdr points to dlpi_phnum program headers.
         unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
     };
-    let base = info.dlpi_addr;
+    let base = u64::from(info.dlpi_addr);
     let mut obj = Object {
         text: Vec::new(),
         build_id: String::new(),
     };
     for ph in phdrs {
-        let start = base.wrapping_add(ph.p_vaddr);
+        let start = base.wrapping_add(u64::from(ph.p_vaddr));
         if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
-            obj.text.push((start, start.wrapping_add(ph.p_memsz)));
+            obj.text
+                .push((start, start.wrapping_add(u64::from(ph.p_memsz))));
         } else if ph.p_type == libc::PT_NOTE && obj.build_id.is_empty() {
             // SAFETY: a PT_NOTE segment lies inside a loaded, readable
             // PT_LOAD segment of this object, `p_filesz` bytes long at
             // its load address.
             let notes =
                 unsafe { std::slice::from_raw_parts(start as *const u8, ph.p_filesz as usize) };
-            obj.build_id = gnu_build_id(notes, ph.p_align).unwrap_or_default();
+            obj.build_id = gnu_build_id(notes, u64::from(ph.p_align)).unwrap_or_default();
         }
     }
     out.push(obj);

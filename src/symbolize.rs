@@ -189,14 +189,12 @@ fn is_alloc_shim(name: &str) -> bool {
 
 /// A function of the profiler itself, of `backtrace`, or of the unwinder.
 fn is_profiler_fn(name: &str) -> bool {
-    let in_crate = |krate: &str| {
-        let path = name.strip_prefix('<').unwrap_or(name);
-        path.strip_prefix(krate)
-            .is_some_and(|rest| rest.starts_with("::"))
-            || name.contains(&format!(" as {krate}::"))
+    // `krate::f`, `<krate::T as Trait>::f` or `<T as krate::Trait>::f`.
+    let in_crate = |path: &str, as_trait: &str| {
+        name.strip_prefix('<').unwrap_or(name).starts_with(path) || name.contains(as_trait)
     };
-    (in_crate("memprof") && !name.contains("::tests::"))
-        || in_crate("backtrace")
+    (in_crate("memprof::", " as memprof::") && !name.contains("::tests::"))
+        || in_crate("backtrace::", " as backtrace::")
         || name.starts_with("_Unwind_")
 }
 
