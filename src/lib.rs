@@ -92,6 +92,7 @@ mod top;
 pub use alloc::Sampled;
 pub use sampler::DEFAULT_RATE;
 pub use snapshot::{Frame, HeapProfile, Record, Totals};
+pub use stack::Unwinder;
 pub use top::Site;
 
 use std::path::Path;
@@ -111,6 +112,25 @@ use std::path::Path;
 pub fn set_rate(bytes: usize) {
     env::init_once();
     sampler::set_rate(bytes);
+}
+
+/// Chooses the stack unwinder for samples taken from now on (see
+/// [`Unwinder`] for the default and the trade-off). `MEMPROF_UNWIND=fp` or
+/// `MEMPROF_UNWIND=libgcc` does the same from the environment.
+///
+/// ```
+/// memprof::set_unwinder(memprof::Unwinder::Libgcc);
+/// assert_eq!(memprof::unwinder(), memprof::Unwinder::Libgcc);
+/// ```
+pub fn set_unwinder(unwinder: Unwinder) {
+    env::init_once();
+    stack::set_unwinder(unwinder);
+}
+
+/// The stack unwinder in use.
+pub fn unwinder() -> Unwinder {
+    env::init_once();
+    stack::unwinder()
 }
 
 /// The current sampling rate in bytes (see [`set_rate`]).
@@ -163,6 +183,23 @@ pub mod __private {
     /// Seeds the calling thread's sampler (for tests over many seeds).
     pub fn seed_thread(seed: u64) {
         crate::sampler::seed_thread(seed);
+    }
+
+    /// Captures the calling thread's stack with `unwinder` into `buf`, as
+    /// the sampler would (for benchmarks and tests). Returns the number of
+    /// frames and whether the stack was truncated.
+    pub fn capture_stack_with(unwinder: crate::Unwinder, buf: &mut [usize]) -> (usize, bool) {
+        crate::guard::without_sampling(|| {
+            let mut cap = crate::stack::Captured {
+                frames: [0; crate::stack::MAX_FRAMES],
+                len: 0,
+                truncated: false,
+            };
+            crate::stack::capture_with(unwinder, &mut cap);
+            let n = cap.len.min(buf.len());
+            buf[..n].copy_from_slice(&cap.frames[..n]);
+            (n, cap.truncated || n < cap.len)
+        })
     }
 
     /// Samples dropped so far (tables or region full).

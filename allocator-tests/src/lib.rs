@@ -165,10 +165,9 @@ pub fn parse_raw(text: &str) -> Decoded {
                     _ => (false, t),
                 };
                 // "M=1 name file:line s=0" or, for inlined lines, "name file:line s=0"
-                let rest = if is_new {
-                    rest.split_once(' ').map(|x| x.1).unwrap_or("")
-                } else {
-                    rest
+                let rest = match rest.split_once(' ') {
+                    Some((m, r)) if is_new && m.starts_with("M=") => r,
+                    _ => rest,
                 };
                 let body = rest.rsplit_once(" s=").map(|x| x.0).unwrap_or(rest);
                 let name = body

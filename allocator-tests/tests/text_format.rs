@@ -29,7 +29,18 @@ fn text_and_proto_show_the_same_numbers() {
             t
         })
     };
-    assert_eq!(all(&text), all(&proto), "whole-profile totals");
+    // Records sampled before `set_rate(1)` (libtest's start-up, at the
+    // default rate) carry fractional estimates. The proto rounds objects
+    // and bytes separately; the text can only write whole objects of
+    // `size` bytes. So objects agree exactly and bytes within one object
+    // per sample.
+    let (t, p) = (all(&text), all(&proto));
+    assert_eq!((t[0], t[2]), (p[0], p[2]), "object totals");
+    let slack: i64 = proto.samples.iter().map(|s| s.bytes.unwrap_or(0)).sum();
+    assert!(
+        (t[1] - p[1]).abs() <= slack && (t[3] - p[3]).abs() <= slack,
+        "byte totals {t:?} vs {p:?}"
+    );
 
     assert_eq!(text.period, 1);
     // google-pprof (gperftools' reader) accepts the same file.
