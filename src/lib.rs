@@ -65,6 +65,7 @@
 //! | variable | meaning |
 //! |---|---|
 //! | `MEMPROFILERATE=N` | mean bytes between samples; `0` off, `1` every allocation |
+//! | `MEMPROF_UNWIND=fp\|libgcc` | the stack unwinder ([`Unwinder`]); the default is `fp` on builds with frame pointers |
 //! | `MEMPROFILE=path` | write the heap profile there at normal exit, like `go test -memprofile`; `{pid}` and `{bin}` are replaced |
 //!
 //! # Formats
