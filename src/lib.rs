@@ -83,17 +83,23 @@ mod live;
 mod mappings;
 mod records;
 mod sampler;
+mod scope;
 mod snapshot;
 mod stack;
 mod stacks;
 mod symbolize;
 mod sys;
+pub mod testing;
 mod top;
 
 pub use alloc::Sampled;
 pub use sampler::DEFAULT_RATE;
 pub use snapshot::{Frame, HeapProfile, Record, Totals};
 pub use stack::Unwinder;
+pub use testing::{
+    allocs_per_run, assert_no_alloc, assert_no_leaks, current_scope, dump_on_panic, measure,
+    Measured, PerRun, ScopeHandle, Stats,
+};
 pub use top::Site;
 
 use std::path::Path;

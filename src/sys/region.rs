@@ -43,15 +43,20 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 pub(crate) struct BlockMeta {
     /// Record id while the block is out; free-list link while it is free.
     record_or_link: AtomicU32,
-    _reserved: AtomicU32,
+    /// The test scope that owns the block (0: none), see `scope.rs`.
+    scope: AtomicU32,
     /// The sample's weight, in units of 1/`WEIGHT_ONE` objects.
     weight: AtomicU64,
 }
 
 impl BlockMeta {
-    pub(crate) fn set(&self, record: u32, weight: u64) {
+    pub(crate) fn set(&self, record: u32, weight: u64, scope: u32) {
         self.record_or_link.store(record, Ordering::Relaxed);
         self.weight.store(weight, Ordering::Relaxed);
+        self.scope.store(scope, Ordering::Relaxed);
+    }
+    pub(crate) fn scope(&self) -> u32 {
+        self.scope.load(Ordering::Relaxed)
     }
     pub(crate) fn record(&self) -> u32 {
         self.record_or_link.load(Ordering::Relaxed)
@@ -667,7 +672,7 @@ mod tests {
             // SAFETY: the block is ours and `size` bytes long.
             unsafe {
                 core::ptr::write_bytes(b.ptr, 0xAB, size);
-                meta_of(b.ptr).set(7, 99);
+                meta_of(b.ptr).set(7, 99, 0);
                 assert_eq!(meta_of(b.ptr).record(), 7);
                 assert_eq!(meta_of(b.ptr).weight(), 99);
                 free(b.ptr);
