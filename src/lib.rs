@@ -197,14 +197,10 @@ pub mod __private {
     /// frames and whether the stack was truncated.
     pub fn capture_stack_with(unwinder: crate::Unwinder, buf: &mut [usize]) -> (usize, bool) {
         crate::guard::without_sampling(|| {
-            let mut cap = crate::stack::Captured {
-                frames: [0; crate::stack::MAX_FRAMES],
-                len: 0,
-                truncated: false,
-            };
+            let mut cap = crate::stack::Captured::new();
             crate::stack::capture_with(unwinder, &mut cap);
             let n = cap.len.min(buf.len());
-            buf[..n].copy_from_slice(&cap.frames[..n]);
+            buf[..n].copy_from_slice(&cap.as_slice()[..n]);
             (n, cap.truncated || n < cap.len)
         })
     }

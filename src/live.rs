@@ -13,7 +13,7 @@ use crate::guard::Busy;
 use crate::records;
 use crate::sampler::Sample;
 use crate::scope;
-use crate::stack::{self, Captured, MAX_FRAMES};
+use crate::stack::{self, Captured};
 use crate::stacks;
 use crate::sys::region;
 use core::alloc::Layout;
@@ -26,11 +26,7 @@ use core::ptr;
 #[inline(never)]
 pub(crate) fn alloc_sampled(layout: Layout, sample: Sample, zeroed: bool) -> *mut u8 {
     let _busy = Busy::enter();
-    let mut cap = Captured {
-        frames: [0; MAX_FRAMES],
-        len: 0,
-        truncated: false,
-    };
+    let mut cap = Captured::new();
     stack::capture(&mut cap);
     let Some((stack, rec)) = stacks::intern(cap.as_slice(), cap.truncated)
         .and_then(|s| Some((s, records::intern(s, layout.size() as u64)?)))
@@ -99,11 +95,7 @@ pub(crate) unsafe fn resample_in_place(
         return false;
     }
     let _busy = Busy::enter();
-    let mut cap = Captured {
-        frames: [0; MAX_FRAMES],
-        len: 0,
-        truncated: false,
-    };
+    let mut cap = Captured::new();
     stack::capture(&mut cap);
     let Some((stack, rec)) = stacks::intern(cap.as_slice(), cap.truncated)
         .and_then(|s| Some((s, records::intern(s, new_size as u64)?)))

@@ -27,7 +27,9 @@ use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 const SLOT_BITS: u32 = 8;
 /// At most this many scopes (nested ones included) at once.
 pub(crate) const SLOTS: usize = 1 << SLOT_BITS;
-const SITES: usize = 1024;
+/// Distinct (stack, size) sites a scope keeps (a power of two); more are
+/// counted as dropped in its profile, never in its `Stats`.
+const SITES: usize = 4096;
 const NONE: u32 = 0;
 
 thread_local! {
@@ -149,7 +151,7 @@ pub(crate) fn begin() -> Option<u32> {
     {
         let _g = s.lock.lock();
         // SAFETY: we hold the slot lock.
-        unsafe { *s.nsites.get() = 0 };
+        unsafe { clear_sites(s) };
     }
     // Generation 0 is never handed out, so handle 0 means "no scope".
     let gen = (s.gen.load(Ordering::Relaxed) + 1).max(1) & ((1 << (32 - SLOT_BITS)) - 1);
@@ -248,33 +250,56 @@ fn add_site(s: &Slot, stack: StackId, size: u64, alloc: bool) {
         }
         s.sites.store(table, Ordering::Relaxed);
     }
-    // SAFETY: we hold the slot lock; the table has SITES entries of which
-    // `nsites` are initialised.
+    // Open addressing keyed by (stack, size); `size == 0` marks an empty
+    // entry (no allocation has size 0). Slots are reused, so `begin`
+    // clears the table lazily: see `clear_sites`.
+    // SAFETY: we hold the slot lock; the table has SITES entries.
     unsafe {
         let n = &mut *s.nsites.get();
         let sites = core::slice::from_raw_parts_mut(table, SITES);
-        if let Some(e) = sites[..*n]
-            .iter_mut()
-            .find(|e| e.stack == stack && e.size == size)
-        {
-            if alloc {
-                e.allocs += 1
-            } else {
-                e.frees += 1
+        let h = (u64::from(stack) ^ size.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut i = (h >> 54) as usize & (SITES - 1);
+        loop {
+            let e = &mut sites[i];
+            if e.size == size && e.stack == stack {
+                if alloc {
+                    e.allocs += 1
+                } else {
+                    e.frees += 1
+                }
+                return;
             }
-            return;
+            if e.size == 0 {
+                if *n * 8 >= SITES * 7 {
+                    s.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                *e = Site {
+                    stack,
+                    size,
+                    allocs: u64::from(alloc),
+                    frees: u64::from(!alloc),
+                };
+                *n += 1;
+                return;
+            }
+            i = (i + 1) & (SITES - 1);
         }
-        if *n == SITES {
-            s.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+    }
+}
+
+/// Empties a slot's site table for a new scope (caller holds the lock).
+///
+/// # Safety
+/// The caller holds `s.lock`.
+unsafe fn clear_sites(s: &Slot) {
+    let table = s.sites.load(Ordering::Relaxed);
+    // SAFETY: lock held (caller); the table has SITES entries.
+    unsafe {
+        if !table.is_null() && *s.nsites.get() > 0 {
+            core::ptr::write_bytes(table, 0, SITES);
         }
-        sites[*n] = Site {
-            stack,
-            size,
-            allocs: u64::from(alloc),
-            frees: u64::from(!alloc),
-        };
-        *n += 1;
+        *s.nsites.get() = 0;
     }
 }
 
@@ -403,14 +428,13 @@ pub(crate) fn snapshot(h: u32) -> Option<Snapshot> {
     let sites = {
         let _g = s.lock.lock();
         let table = s.sites.load(Ordering::Relaxed);
-        // SAFETY: we hold the slot lock; `nsites` entries are initialised.
-        let n = unsafe { *s.nsites.get() };
         if table.is_null() {
             Vec::new()
         } else {
-            // SAFETY: as above.
-            unsafe { core::slice::from_raw_parts(table, n) }
+            // SAFETY: we hold the slot lock; the table has SITES entries.
+            unsafe { core::slice::from_raw_parts(table, SITES) }
                 .iter()
+                .filter(|e| e.size != 0)
                 .map(|e| (e.stack, e.size, e.allocs, e.frees))
                 .collect()
         }

@@ -13,19 +13,32 @@ pub(crate) const USER_FRAMES: usize = 128;
 pub(crate) const MAX_FRAMES: usize = USER_FRAMES + 16;
 
 use crate::sys::frames;
+use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 /// A captured stack in a caller-provided buffer.
 pub(crate) struct Captured {
-    pub(crate) frames: [usize; MAX_FRAMES],
+    /// The first `len` entries are written; the rest are not (a sample
+    /// must not pay for zeroing 1 KiB).
+    frames: [MaybeUninit<usize>; MAX_FRAMES],
     pub(crate) len: usize,
     /// More frames existed than fit: the stack is cut, and marked so.
     pub(crate) truncated: bool,
 }
 
 impl Captured {
+    pub(crate) const fn new() -> Captured {
+        Captured {
+            frames: [const { MaybeUninit::uninit() }; MAX_FRAMES],
+            len: 0,
+            truncated: false,
+        }
+    }
+
     pub(crate) fn as_slice(&self) -> &[usize] {
-        &self.frames[..self.len]
+        // SAFETY: the first `len` entries were written by an unwinder, and
+        // `len <= MAX_FRAMES`; MaybeUninit<usize> has usize's layout.
+        unsafe { core::slice::from_raw_parts(self.frames.as_ptr().cast::<usize>(), self.len) }
     }
 }
 
@@ -125,7 +138,7 @@ fn capture_libgcc(out: &mut Captured) {
                 out.truncated = true;
                 return false;
             }
-            out.frames[out.len] = ip;
+            out.frames[out.len].write(ip);
             out.len += 1;
             true
         });

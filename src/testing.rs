@@ -180,7 +180,7 @@ impl Active {
         (stats, profile)
     }
 
-    fn finish_with_first(self) -> (Stats, HeapProfile, Option<String>) {
+    fn finish_with_first(self) -> (Stats, HeapProfile, Option<crate::stacks::StackId>) {
         let out = without_sampling(|| read(self.0));
         drop(self);
         out
@@ -193,14 +193,11 @@ impl Drop for Active {
     }
 }
 
-fn read(h: u32) -> (Stats, HeapProfile, Option<String>) {
+fn read(h: u32) -> (Stats, HeapProfile, Option<crate::stacks::StackId>) {
     let Some(s) = scope::snapshot(h) else {
         return (Stats::default(), empty_profile(), None);
     };
-    let first = s.first_stack.map(|id| {
-        let frames = crate::symbolize::frames_of(crate::stacks::get(id).0);
-        site_of(&frames)
-    });
+    let first = s.first_stack;
     let c = |i: usize| s.counts[i].max(0) as u64;
     let stats = Stats {
         allocs: c(0),
@@ -436,7 +433,9 @@ pub fn assert_no_alloc<R>(f: impl FnOnce() -> R) -> R {
                 stats.allocs,
                 stats.reallocs,
                 stats.bytes_allocated,
-                first.as_deref().unwrap_or("?")
+                first
+                    .map(|id| site_of(&crate::symbolize::frames_of(crate::stacks::get(id).0)))
+                    .unwrap_or_else(|| "?".to_string())
             );
             for line in top_lines(&profile, false, 5) {
                 msg.push_str("\n  ");

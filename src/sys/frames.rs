@@ -14,6 +14,7 @@
 //! is a wrong or short stack, never a bad read).
 
 use core::cell::Cell;
+use core::mem::MaybeUninit;
 
 thread_local! {
     /// This thread's stack `(lo, hi)`; `(0, 0)` until first asked.
@@ -71,12 +72,12 @@ fn frame_pointer() -> usize {
 /// Whether this target has a frame-pointer walk.
 pub(crate) const SUPPORTED: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
 
-/// Fills `out` with return addresses, innermost first, starting with the
+/// Writes return addresses to the start of `out`, innermost first, starting with the
 /// caller of `walk`. Returns `(frames, truncated)`, or `None` when the
 /// walk cannot start (unknown stack bounds, or running on another stack
 /// such as a signal stack): the caller then uses another unwinder.
 #[inline(never)]
-pub(crate) fn walk(out: &mut [usize]) -> Option<(usize, bool)> {
+pub(crate) fn walk(out: &mut [MaybeUninit<usize>]) -> Option<(usize, bool)> {
     let (lo, hi) = stack_bounds()?;
     let mut fp = frame_pointer();
     if fp < lo || fp >= hi {
@@ -96,7 +97,7 @@ pub(crate) fn walk(out: &mut [usize]) -> Option<(usize, bool)> {
         if n == out.len() {
             return Some((n, true));
         }
-        out[n] = ret;
+        out[n].write(ret);
         n += 1;
         if next <= fp {
             return Some((n, false));
