@@ -696,7 +696,7 @@ mod tests {
 
     #[test]
     fn reciprocal_division_is_exact() {
-        for c in 0..NCLASSES {
+        for (c, &recip) in RECIP.iter().enumerate() {
             let size = class_size(c);
             for off in [
                 0usize,
