@@ -708,7 +708,7 @@ mod tests {
                 (1 << 48) - 1,
             ] {
                 assert_eq!(
-                    ((off as u128 * u128::from(RECIP[c])) >> 64) as usize,
+                    ((off as u128 * u128::from(recip)) >> 64) as usize,
                     off / size,
                     "class {c} off {off}"
                 );
