@@ -205,19 +205,27 @@ static STATE: AtomicU8 = AtomicU8::new(UNINIT);
 /// Bytes of the region handed out to live or cached blocks, for reports.
 static LARGE_RELEASED: AtomicU64 = AtomicU64::new(0);
 
-/// Reserves the range on first use. `false` while another thread is doing
-/// it, or if the OS refused every size we tried (profiling then stays off
-/// for blocks, and the sample is counted as dropped).
+/// Reserves the range on first use (other threads wait for it). `false` if
+/// the OS refused every size we tried: profiling then stays off for
+/// blocks, and each sample is counted as dropped.
 pub(crate) fn ensure_init() -> bool {
     match STATE.load(Ordering::Acquire) {
         READY => return true,
-        FAILED | BUSY => return false,
+        FAILED => return false,
         _ => {}
     }
     if STATE
         .compare_exchange(UNINIT, BUSY, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
+        // Another thread is reserving: wait for it (two mmap calls; it
+        // allocates nothing through us, so this cannot deadlock). Failing
+        // here instead would drop the samples of every thread that starts
+        // sampling at the same moment, as parallel tests do.
+        while STATE.load(Ordering::Acquire) == BUSY {
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+        }
         return STATE.load(Ordering::Acquire) == READY;
     }
     // 2 TiB of address space: 32 GiB per size class. Smaller tries for
