@@ -106,7 +106,8 @@ fn class_for(size: usize, align: usize) -> Option<usize> {
         8 + group * 4 + (need - (128 << group)).div_ceil(step) - 1
     };
     while c < NCLASSES {
-        if class_size(c) % align == 0 {
+        // `align` is a power of two (Layout guarantees it): mask, do not divide.
+        if class_size(c) & (align - 1) == 0 {
             return Some(c);
         }
         c += 1;
