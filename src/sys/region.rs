@@ -198,10 +198,10 @@ static LARGE: Large = Large {
 };
 
 const UNINIT: u8 = 0;
-const BUSY: u8 = 1;
 const READY: u8 = 2;
 const FAILED: u8 = 3;
 static STATE: AtomicU8 = AtomicU8::new(UNINIT);
+static INIT_LOCK: SpinLock = SpinLock::new();
 
 /// Bytes of the region handed out to live or cached blocks, for reports.
 static LARGE_RELEASED: AtomicU64 = AtomicU64::new(0);
@@ -215,19 +215,16 @@ pub(crate) fn ensure_init() -> bool {
         FAILED => return false,
         _ => {}
     }
-    if STATE
-        .compare_exchange(UNINIT, BUSY, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        // Another thread is reserving: wait for it (two mmap calls; it
-        // allocates nothing through us, so this cannot deadlock). Failing
-        // here instead would drop the samples of every thread that starts
-        // sampling at the same moment, as parallel tests do.
-        while STATE.load(Ordering::Acquire) == BUSY {
-            // SAFETY: sched_yield has no preconditions.
-            unsafe { libc::sched_yield() };
-        }
-        return STATE.load(Ordering::Acquire) == READY;
+    // Threads that race the first reservation wait for it (two mmap calls;
+    // nothing is allocated through us, so this cannot deadlock): failing
+    // instead would drop the samples of every thread that starts sampling at
+    // the same moment, as parallel tests do. The lock is also taken around
+    // `fork`, so a child never sees a reservation half done.
+    let _g = INIT_LOCK.lock();
+    match STATE.load(Ordering::Acquire) {
+        READY => return true,
+        FAILED => return false,
+        _ => {}
     }
     // 2 TiB of address space: 32 GiB per size class. Smaller tries for
     // systems with an address-space limit (ulimit -v, valgrind).
@@ -665,6 +662,7 @@ pub(crate) fn footprint() -> (usize, usize) {
 }
 
 pub(crate) fn lock_for_fork() {
+    INIT_LOCK.raw_lock();
     for class in &CLASSES {
         class.lock.raw_lock();
     }
@@ -676,6 +674,7 @@ pub(crate) fn unlock_after_fork() {
     for class in CLASSES.iter().rev() {
         class.lock.raw_unlock();
     }
+    INIT_LOCK.raw_unlock();
 }
 
 #[cfg(test)]
