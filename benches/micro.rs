@@ -186,6 +186,7 @@ fn write_once() -> (Duration, Duration, usize) {
 }
 
 fn profile_write(c: &mut Criterion) {
+    let tables_before = memprof::__private::table_bytes();
     let keep = make_stacks();
     let profile = memprof::heap_profile();
     let mut ours: Vec<&[usize]> = profile
@@ -214,6 +215,16 @@ fn profile_write(c: &mut Criterion) {
         ms(second),
         ms(snap2),
     );
+    let (reserved, committed) = memprof::__private::region_footprint();
+    println!(
+        "memory: profiler tables {:.2} MiB mapped ({:.2} MiB before the 10,000 stacks), \
+         sampled-block region {:.2} MiB committed ({} GiB reserved), with the stacks' \
+         objects live",
+        mib(memprof::__private::table_bytes()),
+        mib(tables_before),
+        mib(committed),
+        reserved >> 30,
+    );
     let mut g = c.benchmark_group("profile_write");
     g.sample_size(20)
         .warm_up_time(Duration::from_secs(1))
@@ -230,6 +241,10 @@ fn profile_write(c: &mut Criterion) {
     });
     g.finish();
     drop(keep);
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 fn ms(d: Duration) -> f64 {
