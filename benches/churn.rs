@@ -4,7 +4,7 @@
 //! ```sh
 //! cargo bench --bench churn                  # 7 rounds, 2 M ops per thread, depth 0
 //! CHURN_ROUNDS=11 CHURN_OPS=4000000 cargo bench --bench churn
-//! CHURN_DEPTHS=0,40 cargo bench --bench churn   # also with 40 frames above each allocation
+//! CHURN_DEPTHS=0,40 cargo bench --bench churn   # depth 0, then 40 frames above each allocation
 //! CHURN_VARIANTS=sampled-default,jemalloc-prof cargo bench --bench churn   # a subset
 //! ```
 //!
@@ -223,15 +223,18 @@ fn main() {
     }
     let rounds: usize = env_or("CHURN_ROUNDS", 7);
     let ops: usize = env_or("CHURN_OPS", 2_000_000);
-    let depths: Vec<usize> = std::env::var("CHURN_DEPTHS")
-        .unwrap_or_else(|_| "0".into())
-        .split(',')
-        .map(|d| {
-            d.trim()
-                .parse()
-                .expect("CHURN_DEPTHS: comma-separated depths")
-        })
-        .collect();
+    // Depth 0 always runs, first; CHURN_DEPTHS adds deeper stacks.
+    let mut depths: Vec<usize> = vec![0];
+    for d in std::env::var("CHURN_DEPTHS").unwrap_or_default().split(',') {
+        let d = d.trim();
+        if d.is_empty() {
+            continue;
+        }
+        let d: usize = d.parse().expect("CHURN_DEPTHS: comma-separated depths");
+        if !depths.contains(&d) {
+            depths.push(d);
+        }
+    }
     let chosen: Vec<&Variant> = match std::env::var("CHURN_VARIANTS") {
         Ok(list) => {
             let keys: Vec<&str> = list.split(',').map(str::trim).collect();
