@@ -15,8 +15,8 @@
 //!   every address, is timed once with `Instant` before criterion starts
 //!   and printed (`profile_write: first write ...`); criterion times the
 //!   repeats.
-//! - `stack_capture` (per unwinder, depths 10/30/100): waits for a
-//!   `memprof::__private` capture hook; skipped until then (see below).
+//! - `stack_capture` (per unwinder, depths 10/30/100): one stack captured
+//!   by the frame-pointer walk and by libgcc.
 //!
 //! ```sh
 //! cargo bench --bench micro                    # everything, ~4 minutes
@@ -252,19 +252,30 @@ fn ms(d: Duration) -> f64 {
 }
 
 // ---------------------------------------------------------------------------
-// stack_capture: ns per captured stack, per unwinder, at depths 10/30/100.
-//
-// NOT MEASURED YET. It needs a hook like
-// `memprof::__private::capture_stack_with(unwinder, &mut buf)` that captures
-// one stack with a chosen unwinder (frame pointers or libgcc/DWARF). This
-// build's `memprof::__private` has no such hook, so the group only says it
-// is skipped. When the hook lands: descend with `nested(depth, ..)` as
-// `sampled_at_depth` does and time the hook for each unwinder at depth 10,
-// 30 and 100. Until then `sampled_at_depth` gives the whole slow path per
-// depth with whichever unwinder the build uses.
+// stack_capture: ns per captured stack, per unwinder, at depths 10/30/100,
+// through `memprof::__private::capture_stack_with` (what the sampler runs).
+// The depth is below the benchmark's own frames (criterion adds ~10 more).
 // ---------------------------------------------------------------------------
-fn stack_capture(_c: &mut Criterion) {
-    println!("stack_capture: skipped (no memprof::__private stack-capture hook in this build)");
+fn stack_capture(c: &mut Criterion) {
+    let mut g = c.benchmark_group("stack_capture");
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+    for depth in [10usize, 30, 100] {
+        for (name, unwinder) in [
+            ("fp", memprof::Unwinder::FramePointers),
+            ("libgcc", memprof::Unwinder::Libgcc),
+        ] {
+            g.bench_with_input(BenchmarkId::new(name, depth), &depth, |b, &d| {
+                nested(d, &mut || {
+                    let mut buf = [0usize; 256];
+                    b.iter(|| {
+                        black_box(memprof::__private::capture_stack_with(unwinder, &mut buf))
+                    });
+                });
+            });
+        }
+    }
+    g.finish();
 }
 
 fn main() {
