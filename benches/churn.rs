@@ -80,6 +80,14 @@ const VARIANTS: &[Variant] = &[
         vs: None,
     },
     Variant {
+        key: "sampled-scope",
+        label: "Sampled, inside measure() (exact scope)",
+        bench: "churn_sampled",
+        env: &[("CHURN_SCOPE", "1")],
+        expect: &[],
+        vs: None,
+    },
+    Variant {
         key: "jemalloc",
         label: "jemalloc (tikv-jemallocator)",
         bench: "churn_jemalloc",
@@ -108,6 +116,7 @@ const VARIANTS: &[Variant] = &[
 /// Variables the variants read; cleared so the caller's environment cannot
 /// change a variant (each variant sets its own).
 const CLEARED: &[&str] = &[
+    "CHURN_SCOPE",
     "MEMPROFILERATE",
     "MEMPROFILE",
     "_RJEM_MALLOC_CONF",

@@ -107,6 +107,12 @@ mod churn {
     /// after the result is printed, so a profiler it starts can write its
     /// output outside the timing and the peak-RSS reading.
     pub(crate) fn main_with<G>(setup: impl FnOnce() -> G) {
+        main_with_wrap(setup, |f: &mut dyn FnMut()| f());
+    }
+
+    /// As `main_with`, with each worker thread's churn run inside `wrap`
+    /// (e.g. a `memprof::measure` scope).
+    pub(crate) fn main_with_wrap<G>(setup: impl FnOnce() -> G, wrap: fn(&mut dyn FnMut())) {
         let args: Vec<String> = std::env::args().collect();
         if args.get(1).map(String::as_str) != Some("--variant-run") {
             return;
@@ -124,7 +130,7 @@ mod churn {
         let start = Instant::now();
         std::thread::scope(|s| {
             for t in 0..threads {
-                s.spawn(move || run_thread(0x9e37_79b9 + t as u64, 16 * 1024, ops, mixed, depth));
+                s.spawn(move || wrap(&mut || run_thread(0x9e37_79b9 + t as u64, 16 * 1024, ops, mixed, depth)));
             }
         });
         let ns = start.elapsed().as_nanos() as f64 / (ops * threads) as f64;
