@@ -48,6 +48,7 @@ struct Site {
     frees: u64,
 }
 
+#[repr(align(128))] // scopes of different threads must not share cache lines
 struct Slot {
     gen: AtomicU32,
     active: AtomicU32,
