@@ -3,7 +3,9 @@
 //! process and in the written pprof read back by both `go tool pprof -raw`
 //! and the npm `pprof-format` decoder, before and after they are freed;
 //! `realloc` shows the old size freed and the new one allocated;
-//! `alloc_zeroed` memory really is zero and is recorded.
+//! `alloc_zeroed` memory really is zero and is recorded; over-aligned
+//! blocks are aligned and recorded; stacks deeper than 128 frames are cut
+//! and marked as such.
 //!
 //! Its own binary because it needs rate 1 process-wide. Every test sets
 //! rate 1 and nothing sets another rate, so the tests run in parallel; each
@@ -112,11 +114,16 @@ fn live_blocks_are_exact_and_inuse_drops_to_zero_after_free() {
     );
 }
 
-/// Grows one block through four sizes with `std::alloc::realloc`, across
-/// size classes and into the large-block zone, then shrinks it.
+/// Sizes `realloc_chain` passes through: within one small size class (the
+/// block stays in place), across classes, into the large-block zone, within
+/// one large run (in place again), to a larger run, and back down.
+const CHAIN: [usize; 7] = [1001, 1010, 3003, 70_007, 73_000, 200_003, 517];
+
+/// Takes one block through the `CHAIN` sizes with `std::alloc::realloc`,
+/// checking that its contents survive each step.
 #[inline(never)]
 fn realloc_chain() -> (*mut u8, Layout) {
-    const SIZES: [usize; 5] = [1001, 3003, 70_007, 200_003, 517];
+    const SIZES: [usize; CHAIN.len()] = CHAIN;
     let mut layout = Layout::from_size_align(SIZES[0], 8).unwrap();
     // SAFETY: non-zero layout; null is checked.
     let mut p = unsafe { std::alloc::alloc(layout) };
@@ -139,6 +146,16 @@ fn realloc_chain() -> (*mut u8, Layout) {
             );
             q.write_bytes(0x5A, size);
         }
+        if size == 1010 || size == 73_000 {
+            // Make sure the chain exercises the profiler's in-place path
+            // (re-recording a sampled block without moving it).
+            assert_eq!(
+                q,
+                p,
+                "realloc {} -> {size} was expected in place",
+                layout.size()
+            );
+        }
         p = q;
         layout = Layout::from_size_align(size, 8).unwrap();
     }
@@ -153,7 +170,8 @@ fn realloc_frees_the_old_size_and_allocates_the_new_one() {
     let live = memprof::heap_profile();
     let f = write_pprof(&live, &dir, "live.pb.gz");
     let mut want = Vec::new();
-    for (size, inuse) in [(1001, 0), (3003, 0), (70_007, 0), (200_003, 0), (517, 1)] {
+    for size in CHAIN {
+        let (size, inuse) = (size as u64, u64::from(size == 517));
         assert_eq!(
             record_sum(&live, "realloc_chain", Some(size)),
             [1, size, inuse, inuse * size],
@@ -168,7 +186,7 @@ fn realloc_frees_the_old_size_and_allocates_the_new_one() {
     let freed = memprof::heap_profile();
     assert_eq!(
         record_sum(&freed, "realloc_chain", None),
-        [5, 1001 + 3003 + 70_007 + 200_003 + 517, 0, 0]
+        [CHAIN.len() as u64, CHAIN.iter().sum::<usize>() as u64, 0, 0]
     );
 }
 
@@ -302,4 +320,153 @@ fn profile_has_go_heap_shape_and_allocs_profile_defaults_to_alloc_space() {
     let bytes = std::fs::read(&heap).unwrap();
     assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip magic");
     drop(kept);
+}
+
+/// (size, align) pairs: small classes, a class whose size is not a multiple
+/// of the alignment, page and larger-than-page alignment, and large blocks.
+const ALIGNED: [(usize, usize); 8] = [
+    (100, 64),
+    (1000, 256),
+    (3000, 4096),
+    (5000, 4096),
+    (123, 65_536),
+    (70_001, 8192),
+    (200_001, 1 << 20),
+    (5, 1 << 21),
+];
+
+#[inline(never)]
+fn aligned_blocks() -> Vec<(*mut u8, Layout)> {
+    ALIGNED
+        .iter()
+        .map(|&(size, align)| {
+            let l = Layout::from_size_align(size, align).unwrap();
+            // SAFETY: non-zero layout; null is checked; `size` bytes written.
+            unsafe {
+                let p = std::alloc::alloc(l);
+                assert!(!p.is_null(), "{size} B aligned to {align}");
+                assert_eq!(p as usize % align, 0, "{size} B aligned to {align}");
+                p.write_bytes(0xC3, size);
+                (p, l)
+            }
+        })
+        .collect()
+}
+
+#[inline(never)]
+fn aligned_reallocs(blocks: &mut [(*mut u8, Layout)]) {
+    for (p, l) in blocks.iter_mut() {
+        let new_size = l.size() * 3 + 7;
+        // SAFETY: `p` is live with layout `l`; the new size is non-zero.
+        let q = unsafe { std::alloc::realloc(*p, *l, new_size) };
+        assert!(!q.is_null());
+        assert_eq!(
+            q as usize % l.align(),
+            0,
+            "realloc keeps the alignment {}",
+            l.align()
+        );
+        // SAFETY: realloc kept the first `l.size()` bytes.
+        let kept = unsafe { std::slice::from_raw_parts(q, l.size()) };
+        assert!(kept.iter().all(|&b| b == 0xC3), "realloc kept the contents");
+        *p = q;
+        *l = Layout::from_size_align(new_size, l.align()).unwrap();
+    }
+}
+
+#[test]
+fn over_aligned_blocks_are_aligned_and_recorded_exactly() {
+    memprof::set_rate(1);
+    let mut blocks = aligned_blocks();
+    aligned_reallocs(&mut blocks);
+    let p = memprof::heap_profile();
+    for &(size, _) in &ALIGNED {
+        let (size, new) = (size as u64, size as u64 * 3 + 7);
+        assert_eq!(
+            record_sum(&p, "aligned_blocks", Some(size)),
+            [1, size, 0, 0],
+            "{size} B: allocated, then moved by realloc"
+        );
+        assert_eq!(
+            record_sum(&p, "aligned_reallocs", Some(new)),
+            [1, new, 1, new],
+            "{new} B after realloc"
+        );
+    }
+    for (ptr, l) in blocks {
+        // SAFETY: live blocks with these layouts.
+        unsafe { std::alloc::dealloc(ptr, l) };
+    }
+    let freed = memprof::heap_profile();
+    assert_eq!(record_sum(&freed, "aligned_reallocs", None)[2..], [0, 0]);
+}
+
+/// Recurses `depth` frames, then allocates one block of 2468 bytes.
+#[inline(never)]
+fn deep(depth: usize) -> Box<[u8]> {
+    if depth == 0 {
+        return vec![9u8; 2468].into_boxed_slice();
+    }
+    let b = deep(depth - 1);
+    std::hint::black_box(b)
+}
+
+#[test]
+fn stacks_deeper_than_128_frames_are_cut_and_marked() {
+    memprof::set_rate(1);
+    let dir = temp_dir("rate1-deep");
+    let shallow = deep(10);
+    let very_deep = deep(300);
+    let p = memprof::heap_profile();
+    let mut filter = FnFilter::new("deep");
+    let recs: Vec<&memprof::Record> = p
+        .records()
+        .filter(|r| r.object_size() == 2468 && filter.matches(r))
+        .collect();
+    assert_eq!(recs.len(), 2, "one record per stack");
+    let truncated: Vec<bool> = recs.iter().map(|r| r.is_truncated()).collect();
+    assert_eq!(
+        truncated.iter().filter(|&&t| t).count(),
+        1,
+        "only the 300-deep stack is truncated"
+    );
+    for r in &recs {
+        if r.is_truncated() {
+            let deep_frames = r
+                .frames()
+                .iter()
+                .filter(|f| fn_matches(&f.function, "deep"))
+                .count();
+            assert!(deep_frames >= 120, "kept {deep_frames} frames of `deep`");
+        }
+    }
+    // Readers see the cut: a truncated stack ends in a marker frame.
+    let f = write_pprof(&p, &dir, "deep.pb.gz");
+    for d in decode_both(&f, &["deep"]) {
+        let samples: Vec<&Sample> = d
+            .with_fn("deep")
+            .filter(|s| s.bytes == Some(2468))
+            .collect();
+        assert_eq!(samples.len(), 2, "{}", d.reader);
+        let marked = samples
+            .iter()
+            .filter(|s| {
+                s.funcs
+                    .last()
+                    .is_some_and(|root| root.iter().any(|f| f.contains("truncated")))
+            })
+            .count();
+        assert_eq!(
+            marked, 1,
+            "{}: one stack ends in the truncation marker",
+            d.reader
+        );
+        assert_eq!(
+            d.sum("deep", Some(2468)),
+            [2, 4936, 2, 4936],
+            "{}",
+            d.reader
+        );
+    }
+    drop((shallow, very_deep));
 }
