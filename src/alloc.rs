@@ -12,6 +12,7 @@
 
 use crate::live;
 use crate::sampler;
+use crate::scope;
 use crate::sys::region;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
@@ -110,8 +111,8 @@ impl<A: GlobalAlloc> Sampled<A> {
     #[cold]
     #[inline(never)]
     unsafe fn alloc_slow(&self, layout: Layout, zeroed: bool) -> *mut u8 {
-        if let Some(weight) = sampler::slow(layout.size()) {
-            let p = live::alloc_sampled(layout, weight, zeroed);
+        if let Some(sample) = sampler::slow(layout.size()) {
+            let p = live::alloc_sampled(layout, sample, zeroed);
             if !p.is_null() {
                 return p;
             }
@@ -134,11 +135,34 @@ impl<A: GlobalAlloc> Sampled<A> {
     unsafe fn realloc_slow(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let old_sampled = region::contains(ptr);
         // A sampled old block skipped the countdown in the fast path.
-        let weight = if old_sampled && sampler::fast(new_size) {
+        let sample = if old_sampled && sampler::fast(new_size) {
             None
         } else {
             sampler::slow(new_size)
         };
+        let Some(s) = sample.filter(|s| s.scope != 0) else {
+            // SAFETY: forwarded contract.
+            return unsafe { self.realloc_move(ptr, layout, new_size, sample) };
+        };
+        // Inside a test scope: one realloc, not a free and an alloc.
+        // SAFETY: a region pointer is a live sampled block.
+        let owned = old_sampled && scope::owns(unsafe { region::meta_of(ptr) }.scope());
+        scope::realloc_begin();
+        // SAFETY: forwarded contract.
+        let new = unsafe { self.realloc_move(ptr, layout, new_size, Some(s)) };
+        scope::realloc_done(!new.is_null(), owned, layout.size() as u64, new_size as u64);
+        new
+    }
+
+    /// The data side of `realloc_slow`.
+    unsafe fn realloc_move(
+        &self,
+        ptr: *mut u8,
+        layout: Layout,
+        new_size: usize,
+        weight: Option<sampler::Sample>,
+    ) -> *mut u8 {
+        let old_sampled = region::contains(ptr);
         // SAFETY: `realloc`'s contract: `new_size`, rounded up to
         // `layout.align()`, does not overflow isize.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };

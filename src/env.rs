@@ -5,6 +5,8 @@
 //! allocation). A bad value (`abc`, `-5`, overflow, empty) prints one
 //! warning and keeps the default.
 //!
+//! `MEMPROF_UNWIND=fp|libgcc`: the stack unwinder (see `Unwinder`).
+//!
 //! `MEMPROFILE=path`: the heap profile (pprof, gzip) is written there when
 //! the process exits normally (`exit`, or returning from `main`; not on
 //! `abort`, a signal, or `_exit`). `{pid}` and `{bin}` in the path are
@@ -18,6 +20,7 @@
 
 use crate::guard::Busy;
 use crate::sampler;
+use crate::stack::{self, Unwinder};
 use crate::sys::{fork, os};
 use core::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::ffi::CStr;
@@ -55,6 +58,15 @@ fn init_slow() {
         match parse_rate(value) {
             Some(rate) => sampler::set_rate(rate),
             None => warn_bad_rate(value),
+        }
+    }
+    if let Some(value) = getenv(c"MEMPROF_UNWIND") {
+        match value.trim_ascii() {
+            b"fp" => stack::set_unwinder(Unwinder::FramePointers),
+            b"libgcc" | b"dwarf" => stack::set_unwinder(Unwinder::Libgcc),
+            _ => os::write_stderr(
+                b"memprof: ignoring MEMPROF_UNWIND: expected fp or libgcc (dwarf); keeping the default\n",
+            ),
         }
     }
     if getenv(c"MEMPROFILE").is_some() {

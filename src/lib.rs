@@ -65,6 +65,7 @@
 //! | variable | meaning |
 //! |---|---|
 //! | `MEMPROFILERATE=N` | mean bytes between samples; `0` off, `1` every allocation |
+//! | `MEMPROF_UNWIND=fp\|libgcc` | the stack unwinder ([`Unwinder`]); the default is `fp` on builds with frame pointers |
 //! | `MEMPROFILE=path` | write the heap profile there at normal exit, like `go test -memprofile`; `{pid}` and `{bin}` are replaced |
 //!
 //! # Formats
@@ -82,16 +83,23 @@ mod live;
 mod mappings;
 mod records;
 mod sampler;
+mod scope;
 mod snapshot;
 mod stack;
 mod stacks;
 mod symbolize;
 mod sys;
+pub mod testing;
 mod top;
 
 pub use alloc::Sampled;
 pub use sampler::DEFAULT_RATE;
 pub use snapshot::{Frame, HeapProfile, Record, Totals};
+pub use stack::Unwinder;
+pub use testing::{
+    allocs_per_run, assert_no_alloc, assert_no_leaks, current_scope, dump_on_panic, measure,
+    Measured, PerRun, ScopeHandle, Stats,
+};
 pub use top::Site;
 
 use std::path::Path;
@@ -111,6 +119,25 @@ use std::path::Path;
 pub fn set_rate(bytes: usize) {
     env::init_once();
     sampler::set_rate(bytes);
+}
+
+/// Chooses the stack unwinder for samples taken from now on (see
+/// [`Unwinder`] for the default and the trade-off). `MEMPROF_UNWIND=fp` or
+/// `MEMPROF_UNWIND=libgcc` does the same from the environment.
+///
+/// ```
+/// memprof::set_unwinder(memprof::Unwinder::Libgcc);
+/// assert_eq!(memprof::unwinder(), memprof::Unwinder::Libgcc);
+/// ```
+pub fn set_unwinder(unwinder: Unwinder) {
+    env::init_once();
+    stack::set_unwinder(unwinder);
+}
+
+/// The stack unwinder in use.
+pub fn unwinder() -> Unwinder {
+    env::init_once();
+    stack::unwinder()
 }
 
 /// The current sampling rate in bytes (see [`set_rate`]).
@@ -163,6 +190,19 @@ pub mod __private {
     /// Seeds the calling thread's sampler (for tests over many seeds).
     pub fn seed_thread(seed: u64) {
         crate::sampler::seed_thread(seed);
+    }
+
+    /// Captures the calling thread's stack with `unwinder` into `buf`, as
+    /// the sampler would (for benchmarks and tests). Returns the number of
+    /// frames and whether the stack was truncated.
+    pub fn capture_stack_with(unwinder: crate::Unwinder, buf: &mut [usize]) -> (usize, bool) {
+        crate::guard::without_sampling(|| {
+            let mut cap = crate::stack::Captured::new();
+            crate::stack::capture_with(unwinder, &mut cap);
+            let n = cap.len.min(buf.len());
+            buf[..n].copy_from_slice(&cap.as_slice()[..n]);
+            (n, cap.truncated || n < cap.len)
+        })
     }
 
     /// Samples dropped so far (tables or region full).

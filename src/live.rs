@@ -11,7 +11,9 @@
 
 use crate::guard::Busy;
 use crate::records;
-use crate::stack::{self, Captured, MAX_FRAMES};
+use crate::sampler::Sample;
+use crate::scope;
+use crate::stack::{self, Captured};
 use crate::stacks;
 use crate::sys::region;
 use core::alloc::Layout;
@@ -22,16 +24,12 @@ use core::ptr;
 /// full (the sample is counted as dropped and the caller falls back to the
 /// inner allocator) or the region is unavailable.
 #[inline(never)]
-pub(crate) fn alloc_sampled(layout: Layout, weight: u64, zeroed: bool) -> *mut u8 {
+pub(crate) fn alloc_sampled(layout: Layout, sample: Sample, zeroed: bool) -> *mut u8 {
     let _busy = Busy::enter();
-    let mut cap = Captured {
-        frames: [0; MAX_FRAMES],
-        len: 0,
-        truncated: false,
-    };
+    let mut cap = Captured::new();
     stack::capture(&mut cap);
-    let Some(rec) = stacks::intern(cap.as_slice(), cap.truncated)
-        .and_then(|s| records::intern(s, layout.size() as u64))
+    let Some((stack, rec)) = stacks::intern(cap.as_slice(), cap.truncated)
+        .and_then(|s| Some((s, records::intern(s, layout.size() as u64)?)))
     else {
         records::note_dropped();
         return ptr::null_mut();
@@ -44,8 +42,11 @@ pub(crate) fn alloc_sampled(layout: Layout, weight: u64, zeroed: bool) -> *mut u
         // SAFETY: the block has room for `layout.size()` bytes.
         unsafe { ptr::write_bytes(block.ptr, 0, layout.size()) };
     }
-    block.meta.set(rec, weight);
-    records::on_alloc(rec, weight);
+    block.meta.set(rec, sample.weight, sample.scope);
+    records::on_alloc(rec, sample.weight);
+    if sample.scope != 0 {
+        scope::on_alloc(sample.scope, stack, layout.size() as u64);
+    }
     block.ptr
 }
 
@@ -59,7 +60,21 @@ pub(crate) unsafe fn free_sampled(p: *mut u8) {
     unsafe {
         let meta = region::meta_of(p);
         records::on_free(meta.record(), meta.weight());
+        charge_free(meta);
         region::free(p);
+    }
+}
+
+/// Charges the free of a block to the scope that owns it, if any, and
+/// counts frees of other scopes' blocks in this thread's scope as foreign.
+fn charge_free(meta: &region::BlockMeta) {
+    let owner = meta.scope();
+    if owner != 0 {
+        let (stack, size) = records::stack_and_size(meta.record());
+        scope::on_free(owner, stack, size);
+    }
+    if scope::current() != 0 && !scope::owns(owner) {
+        scope::on_foreign_free();
     }
 }
 
@@ -73,28 +88,28 @@ pub(crate) unsafe fn resample_in_place(
     p: *mut u8,
     align: usize,
     new_size: usize,
-    weight: u64,
+    sample: Sample,
 ) -> bool {
     // SAFETY: the caller guarantees `p` is a live region block.
     if !unsafe { region::fits_in_place(p, new_size, align) } {
         return false;
     }
     let _busy = Busy::enter();
-    let mut cap = Captured {
-        frames: [0; MAX_FRAMES],
-        len: 0,
-        truncated: false,
-    };
+    let mut cap = Captured::new();
     stack::capture(&mut cap);
-    let Some(rec) = stacks::intern(cap.as_slice(), cap.truncated)
-        .and_then(|s| records::intern(s, new_size as u64))
+    let Some((stack, rec)) = stacks::intern(cap.as_slice(), cap.truncated)
+        .and_then(|s| Some((s, records::intern(s, new_size as u64)?)))
     else {
         return false;
     };
     // SAFETY: as above.
     let meta = unsafe { region::meta_of(p) };
     records::on_free(meta.record(), meta.weight());
-    meta.set(rec, weight);
-    records::on_alloc(rec, weight);
+    charge_free(meta);
+    meta.set(rec, sample.weight, sample.scope);
+    records::on_alloc(rec, sample.weight);
+    if sample.scope != 0 {
+        scope::on_alloc(sample.scope, stack, new_size as u64);
+    }
     true
 }

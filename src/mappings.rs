@@ -30,8 +30,10 @@ pub(crate) fn current() -> Vec<Mapping> {
     let mut maps = parse_maps(&text);
     let objects = loaded_objects();
     for m in &mut maps {
-        if let Some(o) = objects.iter().find(|o| o.contains(m)) {
+        let found = objects.iter().find_map(|o| Some((o, o.segment(m)?)));
+        if let Some((o, (start, end))) = found {
             m.build_id.clone_from(&o.build_id);
+            narrow(m, start, end);
         }
     }
     // The main program is the first object the loader reports.
@@ -70,6 +72,12 @@ fn parse_line(line: &str) -> Option<Mapping> {
     })
 }
 
+/// The program header type of this target's ELF class.
+#[cfg(target_pointer_width = "64")]
+type Phdr = libc::Elf64_Phdr;
+#[cfg(target_pointer_width = "32")]
+type Phdr = libc::Elf32_Phdr;
+
 /// A loaded object: its executable segments and its build ID.
 struct Object {
     text: Vec<(u64, u64)>,
@@ -77,8 +85,32 @@ struct Object {
 }
 
 impl Object {
+    /// The executable segment that overlaps `m`.
+    fn segment(&self, m: &Mapping) -> Option<(u64, u64)> {
+        self.text
+            .iter()
+            .copied()
+            .find(|&(s, e)| s < m.limit && m.start < e)
+    }
+
     fn contains(&self, m: &Mapping) -> bool {
-        self.text.iter().any(|&(s, e)| s < m.limit && m.start < e)
+        self.segment(m).is_some()
+    }
+}
+
+/// Narrows `m` from whole pages to the executable segment `[start, end)`
+/// it holds, moving the file offset along. Both describe the same bytes,
+/// but with the narrowed one `start` is the segment's load address, which
+/// some readers assume: Go 1.19's `go tool pprof` takes `start - p_vaddr`
+/// as the load bias, which is off by `p_vaddr % page` for binaries whose
+/// text segment does not start on a page (lld's default layout).
+fn narrow(m: &mut Mapping, start: u64, end: u64) {
+    if start > m.start && start < m.limit {
+        m.offset += start - m.start;
+        m.start = start;
+    }
+    if end < m.limit && end > m.start {
+        m.limit = end;
     }
 }
 
@@ -100,6 +132,8 @@ fn loaded_objects() -> Vec<Object> {
 /// describe memory mapped in this process, and `data` must be a valid
 /// `*mut Vec<Object>`: what `dl_iterate_phdr` guarantees for the call made
 /// in [`loaded_objects`].
+// `u64::from` widens the 32-bit ELF fields; on 64-bit targets it is a no-op.
+#[allow(clippy::useless_conversion)]
 unsafe extern "C" fn collect_object(
     info: *mut libc::dl_phdr_info,
     _size: usize,
@@ -108,28 +142,29 @@ unsafe extern "C" fn collect_object(
     // SAFETY: see the function's contract; the loader keeps the object
     // and its program headers alive for the duration of the callback.
     let (info, out) = unsafe { (&*info, &mut *data.cast::<Vec<Object>>()) };
-    let phdrs: &[libc::Elf64_Phdr] = if info.dlpi_phdr.is_null() {
+    let phdrs: &[Phdr] = if info.dlpi_phdr.is_null() {
         &[]
     } else {
         // SAFETY: dlpi_phdr points to dlpi_phnum program headers.
         unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
     };
-    let base = info.dlpi_addr;
+    let base = u64::from(info.dlpi_addr);
     let mut obj = Object {
         text: Vec::new(),
         build_id: String::new(),
     };
     for ph in phdrs {
-        let start = base.wrapping_add(ph.p_vaddr);
+        let start = base.wrapping_add(u64::from(ph.p_vaddr));
         if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
-            obj.text.push((start, start.wrapping_add(ph.p_memsz)));
+            obj.text
+                .push((start, start.wrapping_add(u64::from(ph.p_memsz))));
         } else if ph.p_type == libc::PT_NOTE && obj.build_id.is_empty() {
             // SAFETY: a PT_NOTE segment lies inside a loaded, readable
             // PT_LOAD segment of this object, `p_filesz` bytes long at
             // its load address.
             let notes =
                 unsafe { std::slice::from_raw_parts(start as *const u8, ph.p_filesz as usize) };
-            obj.build_id = gnu_build_id(notes, ph.p_align).unwrap_or_default();
+            obj.build_id = gnu_build_id(notes, u64::from(ph.p_align)).unwrap_or_default();
         }
     }
     out.push(obj);
@@ -202,6 +237,22 @@ mod tests {
         }
         assert_eq!(gnu_build_id(&notes, 4).as_deref(), Some("deadbe"));
         assert_eq!(gnu_build_id(&notes[..20], 4), None);
+    }
+
+    #[test]
+    fn narrowing_keeps_start_and_offset_in_step() {
+        let mut m = Mapping {
+            start: 0x5000,
+            limit: 0x9000,
+            offset: 0x1000,
+            path: String::new(),
+            build_id: String::new(),
+        };
+        narrow(&mut m, 0x5bc0, 0x8a90);
+        assert_eq!((m.start, m.limit, m.offset), (0x5bc0, 0x8a90, 0x1bc0));
+        // A segment that covers the whole mapping changes nothing.
+        narrow(&mut m, 0x5000, 0x9000);
+        assert_eq!((m.start, m.limit, m.offset), (0x5bc0, 0x8a90, 0x1bc0));
     }
 
     #[test]

@@ -110,6 +110,12 @@ pub(crate) fn intern(stack: StackId, size: u64) -> Option<RecordId> {
     Some(id as u32)
 }
 
+/// The stack and object size of a record.
+pub(crate) fn stack_and_size(id: RecordId) -> (StackId, u64) {
+    let r = get(id);
+    (r.stack, r.size)
+}
+
 pub(crate) fn on_alloc(id: RecordId, weight: u64) {
     let r = get(id);
     r.alloc_weight.fetch_add(weight, Ordering::Relaxed);

@@ -82,12 +82,22 @@ pub(crate) fn fast(size: usize) -> bool {
     })
 }
 
-/// The countdown ran out. Returns the sample's weight if this allocation
-/// is to be recorded, `None` if not (rate changed and a fresh draw covers
-/// it, profiling is off, or the thread is inside the profiler).
+/// A decision to record an allocation.
+#[derive(Clone, Copy)]
+pub(crate) struct Sample {
+    /// Objects this sample stands for, in units of `WEIGHT_ONE`.
+    pub(crate) weight: u64,
+    /// The test scope that owns the block (0: none), see `scope.rs`.
+    pub(crate) scope: u32,
+}
+
+/// The countdown ran out. Returns the sample if this allocation is to be
+/// recorded, `None` if not (rate changed and a fresh draw covers it,
+/// profiling is off, or the thread is inside the profiler). Inside a test
+/// scope every allocation is recorded, with weight 1.
 #[cold]
 #[inline(never)]
-pub(crate) fn slow(size: usize) -> Option<u64> {
+pub(crate) fn slow(size: usize) -> Option<Sample> {
     crate::env::init_once();
     let floor = GLOBAL.floor.load(Ordering::Acquire);
     let rate = GLOBAL.rate.load(Ordering::Acquire);
@@ -95,11 +105,26 @@ pub(crate) fn slow(size: usize) -> Option<u64> {
     else {
         return None;
     };
+    let scope = crate::scope::current();
     if guard::is_busy() {
         // The profiler's own allocations are never sampled. Draw afresh:
         // memorylessness keeps the thread's other samples unbiased.
-        restart(floor, rate);
+        if scope == 0 {
+            restart(floor, rate);
+        }
         return None;
+    }
+    if scope != 0 {
+        force_slow_path();
+        if std::thread::panicking() {
+            // The panic machinery (a backtrace print can allocate tens of
+            // MB) is not the scope's work: record none of it.
+            return None;
+        }
+        return Some(Sample {
+            weight: WEIGHT_ONE,
+            scope,
+        });
     }
     if synced != floor || draw_rate != rate {
         // First allocation of this thread, or the rate changed since the
@@ -110,13 +135,19 @@ pub(crate) fn slow(size: usize) -> Option<u64> {
             return None;
         }
         restart(floor, rate);
-        return Some(weight(size, rate));
+        return Some(Sample {
+            weight: weight(size, rate),
+            scope: 0,
+        });
     }
     restart(floor, rate);
     if draw_rate == 0 {
         return None;
     }
-    Some(weight(size, draw_rate))
+    Some(Sample {
+        weight: weight(size, draw_rate),
+        scope: 0,
+    })
 }
 
 /// Draws a new countdown for `rate` and stores it; returns the gap drawn.
@@ -202,6 +233,22 @@ fn seed() -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     (z ^ (z >> 31)) | 1
+}
+
+/// Keeps this thread's countdown expired, so that every allocation takes
+/// the slow path (while a test scope is active). 2^62 bytes of allocation
+/// cannot bring it back above the floor.
+pub(crate) fn force_slow_path() {
+    let floor = GLOBAL.floor.load(Ordering::Relaxed);
+    let _ = NEXT.try_with(|n| n.set(floor.wrapping_sub(1 << 62)));
+}
+
+/// Ends `force_slow_path`: the next allocation draws a fresh countdown
+/// (memorylessness keeps the global sampling unbiased).
+pub(crate) fn resume_sampling() {
+    let _ = SYNCED.try_with(|s| s.set(i64::MIN));
+    let floor = GLOBAL.floor.load(Ordering::Relaxed);
+    let _ = NEXT.try_with(|n| n.set(floor.wrapping_sub(1)));
 }
 
 /// Seeds this thread's generator (tests use it to run many seeds) and

@@ -12,32 +12,118 @@ pub(crate) const USER_FRAMES: usize = 128;
 /// Frames captured, including the profiler's own.
 pub(crate) const MAX_FRAMES: usize = USER_FRAMES + 16;
 
+use crate::sys::frames;
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicU8, Ordering};
+
 /// A captured stack in a caller-provided buffer.
 pub(crate) struct Captured {
-    pub(crate) frames: [usize; MAX_FRAMES],
+    /// The first `len` entries are written; the rest are not (a sample
+    /// must not pay for zeroing 1 KiB).
+    frames: [MaybeUninit<usize>; MAX_FRAMES],
     pub(crate) len: usize,
     /// More frames existed than fit: the stack is cut, and marked so.
     pub(crate) truncated: bool,
 }
 
 impl Captured {
+    pub(crate) const fn new() -> Captured {
+        Captured {
+            frames: [const { MaybeUninit::uninit() }; MAX_FRAMES],
+            len: 0,
+            truncated: false,
+        }
+    }
+
     pub(crate) fn as_slice(&self) -> &[usize] {
-        &self.frames[..self.len]
+        // SAFETY: the first `len` entries were written by an unwinder, and
+        // `len <= MAX_FRAMES`; MaybeUninit<usize> has usize's layout.
+        unsafe { core::slice::from_raw_parts(self.frames.as_ptr().cast::<usize>(), self.len) }
     }
 }
 
-/// Which unwinder captures stacks.
-pub(crate) fn unwinder_name() -> &'static str {
-    "libgcc"
+/// The stack unwinder used for samples.
+///
+/// | unwinder | cost per sample | needs |
+/// |---|---|---|
+/// | [`FramePointers`](Unwinder::FramePointers) | ~1 ns per frame | the build has frame pointers (`-C force-frame-pointers=yes`) |
+/// | [`Libgcc`](Unwinder::Libgcc) | ~1 µs + ~85 ns per frame | nothing: reads DWARF unwind info |
+///
+/// The default is `FramePointers` when memprof was built with
+/// `-C force-frame-pointers=yes` (RUSTFLAGS apply to every crate of a build,
+/// so then the whole program has them; std has them since Rust 1.79), and
+/// `Libgcc` otherwise. `MEMPROF_UNWIND=fp` or `MEMPROF_UNWIND=libgcc`
+/// (`dwarf` is accepted as a synonym for now) overrides it, as does
+/// [`set_unwinder`](crate::set_unwinder). The profile's comments name the
+/// unwinder that ran.
+///
+/// A frame-pointer walk through code built without frame pointers gives a
+/// short or wrong stack (never a bad memory read: it stays inside the
+/// thread's stack); that is why it is not the default on such builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unwinder {
+    /// Walk the frame-pointer chain, bounded by the thread's stack.
+    FramePointers,
+    /// libgcc's `_Unwind_Backtrace` (DWARF CFI), through the `backtrace` crate.
+    Libgcc,
 }
 
-/// Captures the current thread's stack. Never allocates through the
-/// profiled path (the caller is marked busy, so anything the unwinder
-/// allocates goes straight to the inner allocator).
+const FP: u8 = 1;
+const LIBGCC: u8 = 2;
+
+static UNWINDER: AtomicU8 = AtomicU8::new(if cfg!(memprof_frame_pointers) && frames::SUPPORTED {
+    FP
+} else {
+    LIBGCC
+});
+
+pub(crate) fn set_unwinder(u: Unwinder) {
+    let v = match u {
+        Unwinder::FramePointers if frames::SUPPORTED => FP,
+        _ => LIBGCC,
+    };
+    UNWINDER.store(v, Ordering::Relaxed);
+}
+
+pub(crate) fn unwinder() -> Unwinder {
+    match UNWINDER.load(Ordering::Relaxed) {
+        FP => Unwinder::FramePointers,
+        _ => Unwinder::Libgcc,
+    }
+}
+
+/// Name of the unwinder in use, for the profile's comments.
+pub(crate) fn unwinder_name() -> &'static str {
+    match unwinder() {
+        Unwinder::FramePointers => "fp (frame pointers)",
+        Unwinder::Libgcc => "libgcc (DWARF)",
+    }
+}
+
+/// Captures the current thread's stack with the selected unwinder. Never
+/// allocates through the profiled path (the caller is marked busy, so
+/// anything an unwinder allocates goes straight to the inner allocator).
 #[inline(never)]
 pub(crate) fn capture(out: &mut Captured) {
+    capture_with(unwinder(), out);
+}
+
+#[inline(never)]
+pub(crate) fn capture_with(u: Unwinder, out: &mut Captured) {
     out.len = 0;
     out.truncated = false;
+    if u == Unwinder::FramePointers {
+        if let Some((n, truncated)) = frames::walk(&mut out.frames) {
+            out.len = n;
+            out.truncated = truncated;
+            return;
+        }
+        // No known stack bounds (e.g. on a signal stack): fall back.
+    }
+    capture_libgcc(out);
+}
+
+fn capture_libgcc(out: &mut Captured) {
     // SAFETY: `trace_unsynchronized` requires that no other unwinder runs
     // concurrently in a way that is not thread-safe; libgcc's
     // `_Unwind_Backtrace` is thread-safe, and the callback only writes to
@@ -52,7 +138,7 @@ pub(crate) fn capture(out: &mut Captured) {
                 out.truncated = true;
                 return false;
             }
-            out.frames[out.len] = ip;
+            out.frames[out.len].write(ip);
             out.len += 1;
             true
         });

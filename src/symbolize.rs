@@ -82,8 +82,11 @@ impl Symbolizer {
 
     /// Resolves `stack` (leaf first) and drops the profiler's frames from
     /// its leaf end (see [`profiler_frames`]). Returns one key per address
-    /// that still shows at least one frame, leaf first.
+    /// that still shows at least one frame, leaf first. Zero addresses (an
+    /// unwinder's end-of-stack mark) are left out.
     pub(crate) fn trim(&mut self, stack: &[usize]) -> Vec<LocKey> {
+        let stack: Vec<usize> = stack.iter().copied().filter(|&a| a != 0).collect();
+        let stack = &stack[..];
         // An unresolved address counts as one frame with an empty name:
         // neither profiler nor shim, so it stops the trimming.
         let mut names: Vec<&str> = Vec::new();
@@ -209,14 +212,12 @@ fn is_profiler_file(s: &Sym) -> bool {
 
 /// A function of the profiler itself, of `backtrace`, or of the unwinder.
 fn is_profiler_fn(name: &str) -> bool {
-    let in_crate = |krate: &str| {
-        let path = name.strip_prefix('<').unwrap_or(name);
-        path.strip_prefix(krate)
-            .is_some_and(|rest| rest.starts_with("::"))
-            || name.contains(&format!(" as {krate}::"))
+    // `krate::f`, `<krate::T as Trait>::f` or `<T as krate::Trait>::f`.
+    let in_crate = |path: &str, as_trait: &str| {
+        name.strip_prefix('<').unwrap_or(name).starts_with(path) || name.contains(as_trait)
     };
-    (in_crate("memprof") && !name.contains("::tests::"))
-        || in_crate("backtrace")
+    (in_crate("memprof::", " as memprof::") && !name.contains("::tests::"))
+        || in_crate("backtrace::", " as backtrace::")
         || name.starts_with("_Unwind_")
 }
 

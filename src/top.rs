@@ -32,7 +32,7 @@ const PLUMBING: [&str; 4] = ["alloc::", "core::", "std::", "hashbrown::"];
 /// Standard-library allocation plumbing: `alloc::raw_vec::finish_grow`,
 /// `<alloc::vec::Vec<T> as ...>::push`, `<T as alloc::...>::to_vec`; but not
 /// `<myapp::Cache as core::ops::Drop>::drop`, which is the user's.
-fn is_plumbing(f: &Frame) -> bool {
+pub(crate) fn is_plumbing(f: &Frame) -> bool {
     let name = f.function.as_str();
     let is_std = |path: &str| PLUMBING.iter().any(|p| path.starts_with(p));
     match name.strip_prefix('<') {

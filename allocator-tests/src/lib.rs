@@ -145,12 +145,13 @@ impl Decoded {
     }
 }
 
-/// A fresh, empty temporary directory for one test of this process.
+/// The temporary directory `tag` of this process, created if missing (and
+/// otherwise left as it is: several tests may share one tag). Give each
+/// test its own tag when it needs an empty directory.
 pub fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir()
         .join("memprof-allocator-tests")
         .join(format!("{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("create {}: {e}", d.display()));
     d
 }

@@ -79,3 +79,6 @@ pub(crate) fn sites(profile: &HeapProfile, sym: &mut Symbolizer) -> Vec<Site> {
 /// truncated stack (the unwinder stopped at its depth limit). pprof shows
 /// it as the root of such stacks; the text format says so in a comment.
 pub(crate) const TRUNCATED: &str = "memprof::truncated";
+
+#[cfg(test)]
+mod tests;

@@ -249,3 +249,239 @@ impl Builder {
         self.p
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+    use std::io::Read;
+
+    use super::*;
+    use crate::encode::tests::{go_pprof_raw, profile, stacks, temp_path, weight};
+
+    /// Writes `p` and decodes it back, checking the gzip framing.
+    fn roundtrip(p: &HeapProfile, default_sample_type: Option<&str>) -> proto::Profile {
+        let mut gz = Vec::new();
+        write(p, default_sample_type, &mut gz).unwrap();
+        assert_eq!(gz[..2], [0x1f, 0x8b], "not gzip");
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut raw)
+            .unwrap();
+        proto::Profile::decode(&raw[..]).unwrap()
+    }
+
+    /// google/pprof's `CheckValid`, plus the string table rules.
+    fn check_valid(p: &proto::Profile) {
+        assert_eq!(p.string_table[0], "");
+        let strings = p.string_table.len() as i64;
+        let ids = |v: Vec<u64>, what: &str| {
+            let set: HashSet<u64> = v.iter().copied().collect();
+            assert_eq!(set.len(), v.len(), "duplicate {what} ids");
+            assert!(!set.contains(&0), "zero {what} id");
+            set
+        };
+        let maps = ids(p.mapping.iter().map(|m| m.id).collect(), "mapping");
+        let funcs = ids(p.function.iter().map(|f| f.id).collect(), "function");
+        let locs = ids(p.location.iter().map(|l| l.id).collect(), "location");
+        for f in &p.function {
+            for i in [f.name, f.system_name, f.filename] {
+                assert!((0..strings).contains(&i));
+            }
+        }
+        for l in &p.location {
+            assert!(l.mapping_id == 0 || maps.contains(&l.mapping_id));
+            assert!(l.line.iter().all(|line| funcs.contains(&line.function_id)));
+        }
+        for s in &p.sample {
+            assert_eq!(s.value.len(), p.sample_type.len());
+            assert!(s.location_id.iter().all(|id| locs.contains(id)));
+            assert!(!s.location_id.is_empty());
+        }
+        for i in p.comment.iter().chain([&p.default_sample_type]) {
+            assert!((0..strings).contains(i));
+        }
+    }
+
+    fn str(p: &proto::Profile, i: i64) -> &str {
+        &p.string_table[i as usize]
+    }
+
+    /// The sample with this `bytes` label.
+    fn by_size(p: &proto::Profile, size: i64) -> &proto::Sample {
+        let key = p.string_table.iter().position(|s| s == "bytes").unwrap() as i64;
+        let found: Vec<_> = p
+            .sample
+            .iter()
+            .filter(|s| s.label.iter().any(|l| l.key == key && l.num == size))
+            .collect();
+        assert_eq!(found.len(), 1, "samples of size {size}");
+        found[0]
+    }
+
+    fn function_names<'p>(p: &'p proto::Profile, loc: &proto::Location) -> Vec<&'p str> {
+        let by_id: HashMap<u64, &proto::Function> = p.function.iter().map(|f| (f.id, f)).collect();
+        loc.line
+            .iter()
+            .map(|l| str(p, by_id[&l.function_id].name))
+            .collect()
+    }
+
+    #[test]
+    fn has_go_heap_shape() {
+        let s = stacks();
+        let p = roundtrip(&profile(&s, 524288), None);
+        check_valid(&p);
+        let vt = |v: &proto::ValueType| (str(&p, v.r#type), str(&p, v.unit));
+        assert_eq!(vt(p.period_type.as_ref().unwrap()), ("space", "bytes"));
+        assert_eq!(p.period, 524288);
+        let types: Vec<_> = p.sample_type.iter().map(vt).collect();
+        assert_eq!(
+            types,
+            [
+                ("alloc_objects", "count"),
+                ("alloc_space", "bytes"),
+                ("inuse_objects", "count"),
+                ("inuse_space", "bytes")
+            ]
+        );
+        assert_eq!(p.default_sample_type, 0);
+        assert_eq!(p.time_nanos, 1_700_000_000_123_456_789);
+        let comments: Vec<_> = p.comment.iter().map(|&i| str(&p, i)).collect();
+        let version = format!("memprof {}", env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            comments,
+            [version.as_str(), "unwinder: libgcc", "dropped samples: 7"]
+        );
+        assert_eq!(p.duration_nanos, 0);
+
+        let allocs = roundtrip(&profile(&s, 524288), Some("alloc_space"));
+        assert_eq!(str(&allocs, allocs.default_sample_type), "alloc_space");
+    }
+
+    #[test]
+    fn values_are_the_estimates_merged_and_unscaled() {
+        let s = stacks();
+        for rate in [1u64, 524288] {
+            let p = roundtrip(&profile(&s, rate), None);
+            // 7 records: two merge, one is all zero.
+            assert_eq!(p.sample.len(), 5, "rate {rate}");
+            let est = |n: u64, size: u64, r: u64| n as f64 * weight(size, r);
+            let want = |alloc: f64, inuse: f64, size: u64| {
+                let round = |x: f64| (x + 0.5) as i64;
+                let z = size as f64;
+                vec![
+                    round(alloc),
+                    round(alloc * z),
+                    round(inuse),
+                    round(inuse * z),
+                ]
+            };
+            let merged = want(est(43, 1024, rate), est(31, 1024, rate), 1024);
+            assert_eq!(by_size(&p, 1024).value, merged);
+            let freed = &by_size(&p, 368640).value;
+            assert_eq!(freed[2..], [0, 0], "fully freed site keeps alloc only");
+            assert!(freed[0] >= 1);
+            let other_rate = want(est(5, 4096, 65536), est(4, 4096, 65536), 4096);
+            assert_eq!(by_size(&p, 4096).value, other_rate);
+            if rate == 1 {
+                assert_eq!(merged, [43, 43 * 1024, 31, 31 * 1024]);
+            }
+        }
+    }
+
+    #[test]
+    fn locations_are_symbolized_trimmed_and_marked_truncated() {
+        let s = stacks();
+        let p = roundtrip(&profile(&s, 524288), None);
+        let locs: HashMap<u64, &proto::Location> = p.location.iter().map(|l| (l.id, l)).collect();
+        let main = &p.mapping[0];
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(std::path::Path::new(str(&p, main.filename)), exe);
+        assert!(!str(&p, main.build_id).is_empty());
+        assert!(main.has_functions && main.has_filenames && main.has_line_numbers);
+
+        let sample = by_size(&p, 1024);
+        let leaf = locs[&sample.location_id[0]];
+        assert_eq!(
+            function_names(&p, leaf),
+            ["memprof::symbolize::tests::capture"]
+        );
+        assert!(
+            s.outer.contains(&(leaf.address as usize + 1)),
+            "address = return address - 1"
+        );
+        assert_eq!(leaf.mapping_id, main.id);
+        assert!(main.memory_start <= leaf.address && leaf.address < main.memory_limit);
+        let inlined = locs[&sample.location_id[1]];
+        assert_eq!(
+            function_names(&p, inlined),
+            [
+                "memprof::symbolize::tests::inlined_site",
+                "memprof::symbolize::tests::outer_site"
+            ]
+        );
+        let by_id: HashMap<u64, &proto::Function> = p.function.iter().map(|f| (f.id, f)).collect();
+        let outer = by_id[&inlined.line[1].function_id];
+        assert!(
+            str(&p, outer.system_name).starts_with("_ZN7memprof"),
+            "mangled system_name"
+        );
+        assert!(str(&p, outer.filename).ends_with("src/symbolize.rs"));
+        assert!(inlined.line.iter().all(|l| l.line > 0));
+
+        for l in &p.location {
+            for name in function_names(&p, l) {
+                assert!(
+                    !name.starts_with("backtrace::"),
+                    "profiler frame left: {name}"
+                );
+            }
+        }
+        let truncated = by_size(&p, 32);
+        let root = locs[truncated.location_id.last().unwrap()];
+        assert_eq!(function_names(&p, root), [super::TRUNCATED]);
+        assert_eq!((root.address, root.mapping_id), (0, 0));
+        assert!(
+            p.sample
+                .iter()
+                .filter(|s| s.location_id.contains(&root.id))
+                .count()
+                == 1
+        );
+    }
+
+    #[test]
+    fn go_tool_pprof_reads_the_same_values() {
+        let s = stacks();
+        let p = profile(&s, 524288);
+        let path = temp_path("proto.pb.gz");
+        write(&p, None, std::fs::File::create(&path).unwrap()).unwrap();
+        let raw = go_pprof_raw(&path);
+        std::fs::remove_file(&path).unwrap();
+        let decoded = roundtrip(&p, None);
+        assert_eq!(raw.period, 524288);
+        assert_eq!(
+            raw.sample_types,
+            "alloc_objects/count alloc_space/bytes inuse_objects/count inuse_space/bytes"
+        );
+        assert_eq!(raw.samples.len(), decoded.sample.len());
+        for want in &decoded.sample {
+            let size = want.label[0].num;
+            let got = raw.samples.iter().find(|r| r.bytes == Some(size)).unwrap();
+            assert_eq!(got.values, want.value, "size {size}");
+            assert_eq!(got.addresses.len(), want.location_id.len());
+        }
+        for name in [
+            "memprof::symbolize::tests::outer_site",
+            "memprof::symbolize::tests::inlined_site",
+            "memprof::truncated",
+            "Comment: dropped samples: 7",
+        ] {
+            assert!(
+                raw.text.contains(name),
+                "{name} missing from:\n{}",
+                raw.text
+            );
+        }
+    }
+}

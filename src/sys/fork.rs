@@ -23,6 +23,7 @@ pub(crate) fn register_once() {
 
 extern "C" fn prepare() {
     crate::snapshot::lock_writer_for_fork();
+    crate::scope::lock_for_fork();
     crate::stacks::lock_for_fork();
     crate::records::lock_for_fork();
     super::region::lock_for_fork();
@@ -34,5 +35,6 @@ extern "C" fn release() {
     super::region::unlock_after_fork();
     crate::records::unlock_after_fork();
     crate::stacks::unlock_after_fork();
+    crate::scope::unlock_after_fork();
     crate::snapshot::unlock_writer_after_fork();
 }

@@ -12,10 +12,12 @@
 //! | `arena` | bounded bump memory for the profiler's own tables; null when full |
 //! | `index` | a hash index from 32-bit hashes to ids with lock-free lookups |
 //! | `region` | the reserved address range that serves sampled blocks, and its per-block metadata |
+//! | `frames` | a frame-pointer walk that never reads outside the thread's stack |
 //! | `fork` | `pthread_atfork` handlers that take every profiler lock around `fork()` |
 
 pub(crate) mod arena;
 pub(crate) mod fork;
+pub(crate) mod frames;
 pub(crate) mod index;
 pub(crate) mod lock;
 pub(crate) mod os;

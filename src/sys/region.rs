@@ -43,15 +43,20 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 pub(crate) struct BlockMeta {
     /// Record id while the block is out; free-list link while it is free.
     record_or_link: AtomicU32,
-    _reserved: AtomicU32,
+    /// The test scope that owns the block (0: none), see `scope.rs`.
+    scope: AtomicU32,
     /// The sample's weight, in units of 1/`WEIGHT_ONE` objects.
     weight: AtomicU64,
 }
 
 impl BlockMeta {
-    pub(crate) fn set(&self, record: u32, weight: u64) {
+    pub(crate) fn set(&self, record: u32, weight: u64, scope: u32) {
         self.record_or_link.store(record, Ordering::Relaxed);
         self.weight.store(weight, Ordering::Relaxed);
+        self.scope.store(scope, Ordering::Relaxed);
+    }
+    pub(crate) fn scope(&self) -> u32 {
+        self.scope.load(Ordering::Relaxed)
     }
     pub(crate) fn record(&self) -> u32 {
         self.record_or_link.load(Ordering::Relaxed)
@@ -227,6 +232,7 @@ pub(crate) fn ensure_init() -> bool {
             // SAFETY: no other thread touches LARGE before STATE is READY.
             unsafe { (*LARGE.state.get()).runs = runs.cast() };
             BOUNDS.base.store(base as usize, Ordering::Relaxed);
+            set_layout(len);
             BOUNDS.len.store(len, Ordering::Release);
             STATE.store(READY, Ordering::Release);
             return true;
@@ -239,8 +245,48 @@ pub(crate) fn ensure_init() -> bool {
     false
 }
 
+/// log2 of a zone's length, set when the range is reserved.
+static ZONE_SHIFT: AtomicUsize = AtomicUsize::new(0);
+/// Per class: slots in the zone, and where the slots start in it. Set once
+/// at reservation, so the free path divides by nothing.
+static NSLOTS: [AtomicUsize; NCLASSES] = [const { AtomicUsize::new(0) }; NCLASSES];
+static DATA_OFF: [AtomicUsize; NCLASSES] = [const { AtomicUsize::new(0) }; NCLASSES];
+
+/// ceil(2^64 / size) per class: `(off * R) >> 64 == off / size` for every
+/// offset below 2^48 (the error term `off * (R*size - 2^64)` stays below
+/// 2^64), so a free finds its slot with a multiply instead of a divide.
+const RECIP: [u64; NCLASSES] = {
+    let mut r = [0u64; NCLASSES];
+    let mut c = 0;
+    while c < NCLASSES {
+        let size = class_size(c) as u128;
+        r[c] = ((1u128 << 64).div_ceil(size)) as u64;
+        c += 1;
+    }
+    r
+};
+
+fn set_layout(len: usize) {
+    let shift = (len / ZONES).trailing_zeros() as usize;
+    ZONE_SHIFT.store(shift, Ordering::Relaxed);
+    for c in 0..NCLASSES {
+        let n = ((1usize << shift) - DATA_ALIGN) / (class_size(c) + META);
+        NSLOTS[c].store(n, Ordering::Relaxed);
+        DATA_OFF[c].store(os::round_up(n * META, DATA_ALIGN), Ordering::Relaxed);
+    }
+}
+
 fn zone_len() -> usize {
-    BOUNDS.len.load(Ordering::Relaxed) / ZONES
+    1 << ZONE_SHIFT.load(Ordering::Relaxed)
+}
+
+fn zone_of(p: *mut u8) -> usize {
+    (p as usize - BOUNDS.base.load(Ordering::Relaxed)) >> ZONE_SHIFT.load(Ordering::Relaxed)
+}
+
+fn slot_of(c: usize, p: *mut u8) -> usize {
+    let off = (p as usize - data_base(c)) as u128;
+    ((off * u128::from(RECIP[c])) >> 64) as usize
 }
 
 fn zone_base(z: usize) -> usize {
@@ -248,11 +294,11 @@ fn zone_base(z: usize) -> usize {
 }
 
 fn nslots(c: usize) -> usize {
-    (zone_len() - DATA_ALIGN) / (class_size(c) + META)
+    NSLOTS[c].load(Ordering::Relaxed)
 }
 
 fn data_base(c: usize) -> usize {
-    zone_base(c) + os::round_up(nslots(c) * META, DATA_ALIGN)
+    zone_base(c) + DATA_OFF[c].load(Ordering::Relaxed)
 }
 
 fn meta_at(c: usize, slot: usize) -> &'static BlockMeta {
@@ -542,10 +588,9 @@ fn purge(st: &mut LargeState) {
 /// # Safety
 /// `p` must be a live block returned by `alloc` (so `contains(p)`).
 pub(crate) unsafe fn meta_of(p: *mut u8) -> &'static BlockMeta {
-    let off = p as usize - BOUNDS.base.load(Ordering::Relaxed);
-    let z = off / zone_len();
+    let z = zone_of(p);
     if z < NCLASSES {
-        let slot = (p as usize - data_base(z)) / class_size(z);
+        let slot = slot_of(z, p);
         meta_at(z, slot)
     } else {
         &header_of(p).meta
@@ -559,8 +604,7 @@ pub(crate) unsafe fn meta_of(p: *mut u8) -> &'static BlockMeta {
 /// # Safety
 /// As for `meta_of`.
 pub(crate) unsafe fn fits_in_place(p: *mut u8, new_size: usize, align: usize) -> bool {
-    let off = p as usize - BOUNDS.base.load(Ordering::Relaxed);
-    let z = off / zone_len();
+    let z = zone_of(p);
     if z < NCLASSES {
         class_for(new_size, align) == Some(z)
     } else {
@@ -575,14 +619,13 @@ pub(crate) unsafe fn fits_in_place(p: *mut u8, new_size: usize, align: usize) ->
 /// # Safety
 /// `p` must be a live block returned by `alloc`, not used after this.
 pub(crate) unsafe fn free(p: *mut u8) {
-    let off = p as usize - BOUNDS.base.load(Ordering::Relaxed);
-    let z = off / zone_len();
+    let z = zone_of(p);
     if z >= NCLASSES {
         free_large(p);
         return;
     }
     let class = &CLASSES[z];
-    let slot = (p as usize - data_base(z)) / class_size(z);
+    let slot = slot_of(z, p);
     let link = &meta_at(z, slot).record_or_link;
     let mut head = class.free.load(Ordering::Relaxed);
     loop {
@@ -652,6 +695,28 @@ mod tests {
     }
 
     #[test]
+    fn reciprocal_division_is_exact() {
+        for c in 0..NCLASSES {
+            let size = class_size(c);
+            for off in [
+                0usize,
+                size - 1,
+                size,
+                7 * size + 3,
+                (1 << 35) - 1,
+                (1 << 40) + 12345,
+                (1 << 48) - 1,
+            ] {
+                assert_eq!(
+                    ((off as u128 * u128::from(RECIP[c])) >> 64) as usize,
+                    off / size,
+                    "class {c} off {off}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn small_and_large_blocks_round_trip() {
         for &(size, align) in &[
             (1, 1),
@@ -667,7 +732,7 @@ mod tests {
             // SAFETY: the block is ours and `size` bytes long.
             unsafe {
                 core::ptr::write_bytes(b.ptr, 0xAB, size);
-                meta_of(b.ptr).set(7, 99);
+                meta_of(b.ptr).set(7, 99, 0);
                 assert_eq!(meta_of(b.ptr).record(), 7);
                 assert_eq!(meta_of(b.ptr).weight(), 99);
                 free(b.ptr);

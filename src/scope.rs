@@ -1,0 +1,456 @@
+//! Scopes: exact, per-thread recording for tests (`measure` and friends).
+//!
+//! While a scope is active on a thread, every allocation of that thread
+//! takes the sample slow path (the scope forces the thread's countdown to
+//! stay expired, so the fast path gains nothing) and is recorded with
+//! weight 1, served from the region like any sample. The block's metadata
+//! carries the scope's handle, so its free is charged back to the scope
+//! whichever thread frees it, without a lookup. The global profile sees
+//! these blocks too, each with weight 1: nothing is counted twice.
+//!
+//! Handles are `generation << SLOT_BITS | slot`. A slot is reused only
+//! after the *root* scope of its nest ends; reuse bumps the generation, so
+//! a late free of a block owned by an ended nest is recognised as stale
+//! and charged to nobody. A nested scope that ends forwards later charges
+//! to its still-active ancestors.
+//!
+//! Thread safety: counters are atomics (frees come from any thread); a
+//! slot's per-site table is guarded by the slot's spin lock, taken on the
+//! slow path only, never while allocating.
+
+use crate::stacks::StackId;
+use crate::sys::arena;
+use crate::sys::lock::SpinLock;
+use core::cell::{Cell, UnsafeCell};
+use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+const SLOT_BITS: u32 = 8;
+/// At most this many scopes (nested ones included) at once.
+pub(crate) const SLOTS: usize = 1 << SLOT_BITS;
+/// Distinct (stack, size) sites a scope keeps (a power of two); more are
+/// counted as dropped in its profile, never in its `Stats`.
+const SITES: usize = 4096;
+const NONE: u32 = 0;
+
+thread_local! {
+    /// The innermost scope active on this thread (0: none).
+    static CURRENT: Cell<u32> = const { Cell::new(NONE) };
+    /// Set while `realloc` moves a block, so its free and alloc are
+    /// accounted as one realloc.
+    static IN_REALLOC: Cell<bool> = const { Cell::new(false) };
+}
+
+#[derive(Clone, Copy, Default)]
+struct Site {
+    stack: u32,
+    size: u64,
+    allocs: u64,
+    frees: u64,
+}
+
+struct Slot {
+    gen: AtomicU32,
+    active: AtomicU32,
+    parent: AtomicU32,
+    /// Next slot (handle) of the same root nest, for release.
+    next_in_root: AtomicU32,
+    allocs: AtomicU64,
+    reallocs: AtomicU64,
+    deallocs: AtomicU64,
+    bytes_allocated: AtomicU64,
+    bytes_freed: AtomicU64,
+    live_blocks: AtomicI64,
+    live_bytes: AtomicI64,
+    peak_bytes: AtomicI64,
+    foreign_frees: AtomicU64,
+    first_stack: AtomicU32,
+    dropped: AtomicU64,
+    lock: SpinLock,
+    sites: AtomicPtr<Site>,
+    nsites: UnsafeCell<usize>,
+}
+
+// SAFETY: `nsites` and the `sites` array are only touched with `lock` held.
+unsafe impl Sync for Slot {}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const SLOT: Slot = Slot {
+    gen: AtomicU32::new(0),
+    active: AtomicU32::new(0),
+    parent: AtomicU32::new(NONE),
+    next_in_root: AtomicU32::new(NONE),
+    allocs: AtomicU64::new(0),
+    reallocs: AtomicU64::new(0),
+    deallocs: AtomicU64::new(0),
+    bytes_allocated: AtomicU64::new(0),
+    bytes_freed: AtomicU64::new(0),
+    live_blocks: AtomicI64::new(0),
+    live_bytes: AtomicI64::new(0),
+    peak_bytes: AtomicI64::new(0),
+    foreign_frees: AtomicU64::new(0),
+    first_stack: AtomicU32::new(u32::MAX),
+    dropped: AtomicU64::new(0),
+    lock: SpinLock::new(),
+    sites: AtomicPtr::new(core::ptr::null_mut()),
+    nsites: UnsafeCell::new(0),
+};
+
+static TABLE: [Slot; SLOTS] = [SLOT; SLOTS];
+static FREE_LOCK: SpinLock = SpinLock::new();
+/// Slot in use (bit per slot), under FREE_LOCK.
+static USED: [AtomicU64; SLOTS / 64] = [const { AtomicU64::new(0) }; SLOTS / 64];
+
+fn slot_of(h: u32) -> Option<&'static Slot> {
+    if h == NONE {
+        return None;
+    }
+    let s = &TABLE[(h & (SLOTS as u32 - 1)) as usize];
+    (s.gen.load(Ordering::Acquire) == h >> SLOT_BITS).then_some(s)
+}
+
+/// The innermost scope of this thread, 0 if none.
+#[inline]
+pub(crate) fn current() -> u32 {
+    CURRENT.try_with(Cell::get).unwrap_or(NONE)
+}
+
+/// Starts a scope nested in this thread's current one (if any). `None`
+/// when all slots are in use.
+pub(crate) fn begin() -> Option<u32> {
+    let parent = current();
+    let idx = {
+        let _g = FREE_LOCK.lock();
+        let mut found = None;
+        for (w, word) in USED.iter().enumerate() {
+            let bits = word.load(Ordering::Relaxed);
+            if bits != u64::MAX {
+                let b = (!bits).trailing_zeros() as usize;
+                word.store(bits | 1 << b, Ordering::Relaxed);
+                found = Some(w * 64 + b);
+                break;
+            }
+        }
+        found?
+    };
+    let s = &TABLE[idx];
+    for c in [
+        &s.allocs,
+        &s.reallocs,
+        &s.deallocs,
+        &s.bytes_allocated,
+        &s.bytes_freed,
+        &s.foreign_frees,
+        &s.dropped,
+    ] {
+        c.store(0, Ordering::Relaxed);
+    }
+    for c in [&s.live_blocks, &s.live_bytes, &s.peak_bytes] {
+        c.store(0, Ordering::Relaxed);
+    }
+    s.first_stack.store(u32::MAX, Ordering::Relaxed);
+    {
+        let _g = s.lock.lock();
+        // SAFETY: we hold the slot lock.
+        unsafe { clear_sites(s) };
+    }
+    // Generation 0 is never handed out, so handle 0 means "no scope".
+    let gen = (s.gen.load(Ordering::Relaxed) + 1).max(1) & ((1 << (32 - SLOT_BITS)) - 1);
+    let gen = gen.max(1);
+    let h = gen << SLOT_BITS | idx as u32;
+    s.parent.store(parent, Ordering::Relaxed);
+    s.active.store(1, Ordering::Relaxed);
+    // Link into the root's nest so that the root's end releases it.
+    let root = root_of(parent);
+    if let Some(r) = slot_of(root) {
+        s.next_in_root
+            .store(r.next_in_root.swap(h, Ordering::AcqRel), Ordering::Relaxed);
+    } else {
+        s.next_in_root.store(NONE, Ordering::Relaxed);
+    }
+    s.gen.store(gen, Ordering::Release);
+    enter(h);
+    Some(h)
+}
+
+fn root_of(mut h: u32) -> u32 {
+    while let Some(s) = slot_of(h) {
+        let p = s.parent.load(Ordering::Relaxed);
+        if p == NONE {
+            return h;
+        }
+        h = p;
+    }
+    h
+}
+
+/// Makes `h` this thread's current scope (for `attach`); returns the one it
+/// replaces.
+pub(crate) fn enter(h: u32) -> u32 {
+    let prev = CURRENT.try_with(|c| c.replace(h)).unwrap_or(NONE);
+    crate::sampler::force_slow_path();
+    prev
+}
+
+/// Restores `prev` as this thread's scope after `enter`.
+pub(crate) fn leave(prev: u32) {
+    let _ = CURRENT.try_with(|c| c.set(prev));
+    if prev == NONE {
+        crate::sampler::resume_sampling();
+    }
+}
+
+/// Ends scope `h` (begun on this thread): stops charging it. A root scope
+/// releases its whole nest.
+pub(crate) fn end(h: u32) {
+    let Some(s) = slot_of(h) else { return };
+    s.active.store(0, Ordering::Release);
+    leave(s.parent.load(Ordering::Relaxed));
+    if s.parent.load(Ordering::Relaxed) != NONE {
+        return;
+    }
+    let mut next = s.next_in_root.load(Ordering::Acquire);
+    release(h);
+    while let Some(d) = slot_of(next) {
+        let n = d.next_in_root.load(Ordering::Acquire);
+        release(next);
+        next = n;
+    }
+}
+
+fn release(h: u32) {
+    let idx = (h & (SLOTS as u32 - 1)) as usize;
+    let s = &TABLE[idx];
+    // A new generation makes every handle of this use stale.
+    s.gen.store(
+        s.gen.load(Ordering::Relaxed).wrapping_add(1) & ((1 << (32 - SLOT_BITS)) - 1),
+        Ordering::Release,
+    );
+    let _g = FREE_LOCK.lock();
+    USED[idx / 64].fetch_and(!(1u64 << (idx % 64)), Ordering::Relaxed);
+}
+
+/// Active scopes from `h` up its ancestors.
+fn for_active(mut h: u32, mut f: impl FnMut(&'static Slot)) {
+    while let Some(s) = slot_of(h) {
+        if s.active.load(Ordering::Acquire) != 0 {
+            f(s);
+        }
+        h = s.parent.load(Ordering::Relaxed);
+    }
+}
+
+fn add_site(s: &Slot, stack: StackId, size: u64, alloc: bool) {
+    let _g = s.lock.lock();
+    let mut table = s.sites.load(Ordering::Relaxed);
+    if table.is_null() {
+        table = arena::alloc_zeroed(SITES * core::mem::size_of::<Site>(), 8).cast();
+        if table.is_null() {
+            s.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        s.sites.store(table, Ordering::Relaxed);
+    }
+    // Open addressing keyed by (stack, size); `size == 0` marks an empty
+    // entry (no allocation has size 0). Slots are reused, so `begin`
+    // clears the table lazily: see `clear_sites`.
+    // SAFETY: we hold the slot lock; the table has SITES entries.
+    unsafe {
+        let n = &mut *s.nsites.get();
+        let sites = core::slice::from_raw_parts_mut(table, SITES);
+        let h = (u64::from(stack) ^ size.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut i = (h >> 54) as usize & (SITES - 1);
+        loop {
+            let e = &mut sites[i];
+            if e.size == size && e.stack == stack {
+                if alloc {
+                    e.allocs += 1
+                } else {
+                    e.frees += 1
+                }
+                return;
+            }
+            if e.size == 0 {
+                if *n * 8 >= SITES * 7 {
+                    s.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                *e = Site {
+                    stack,
+                    size,
+                    allocs: u64::from(alloc),
+                    frees: u64::from(!alloc),
+                };
+                *n += 1;
+                return;
+            }
+            i = (i + 1) & (SITES - 1);
+        }
+    }
+}
+
+/// Empties a slot's site table for a new scope (caller holds the lock).
+///
+/// # Safety
+/// The caller holds `s.lock`.
+unsafe fn clear_sites(s: &Slot) {
+    let table = s.sites.load(Ordering::Relaxed);
+    // SAFETY: lock held (caller); the table has SITES entries.
+    unsafe {
+        if !table.is_null() && *s.nsites.get() > 0 {
+            core::ptr::write_bytes(table, 0, SITES);
+        }
+        *s.nsites.get() = 0;
+    }
+}
+
+fn grow_live(s: &Slot, bytes: i64) {
+    let now = s.live_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    s.peak_bytes.fetch_max(now, Ordering::Relaxed);
+}
+
+/// A block of `size` bytes at `stack` was allocated in scope `h`.
+pub(crate) fn on_alloc(h: u32, stack: StackId, size: u64) {
+    let in_realloc = IN_REALLOC.try_with(Cell::get).unwrap_or(false);
+    for_active(h, |s| {
+        add_site(s, stack, size, true);
+        if in_realloc {
+            return;
+        }
+        s.first_stack
+            .compare_exchange(u32::MAX, stack, Ordering::Relaxed, Ordering::Relaxed)
+            .ok();
+        s.allocs.fetch_add(1, Ordering::Relaxed);
+        s.bytes_allocated.fetch_add(size, Ordering::Relaxed);
+        s.live_blocks.fetch_add(1, Ordering::Relaxed);
+        grow_live(s, size as i64);
+    });
+}
+
+/// A block owned by scope `h` was freed (on any thread).
+pub(crate) fn on_free(h: u32, stack: StackId, size: u64) {
+    let in_realloc = IN_REALLOC.try_with(Cell::get).unwrap_or(false);
+    for_active(h, |s| {
+        add_site(s, stack, size, false);
+        if in_realloc {
+            return;
+        }
+        s.deallocs.fetch_add(1, Ordering::Relaxed);
+        s.bytes_freed.fetch_add(size, Ordering::Relaxed);
+        s.live_blocks.fetch_sub(1, Ordering::Relaxed);
+        s.live_bytes.fetch_sub(size as i64, Ordering::Relaxed);
+    });
+}
+
+/// A block not owned by the thread's scope was freed inside it.
+pub(crate) fn on_foreign_free() {
+    for_active(current(), |s| {
+        s.foreign_frees.fetch_add(1, Ordering::Relaxed);
+    });
+}
+
+/// Marks the start of a realloc on this thread: the free and alloc it does
+/// update per-site tables but not the scope's counters, which
+/// `realloc_done` then updates as one realloc.
+pub(crate) fn realloc_begin() {
+    let _ = IN_REALLOC.try_with(|c| c.set(true));
+}
+
+/// Accounts a realloc of `old_size` → `new_size` bytes in the current
+/// scope; `owned` tells whether the old block belonged to it.
+pub(crate) fn realloc_done(ok: bool, owned: bool, old_size: u64, new_size: u64) {
+    let _ = IN_REALLOC.try_with(|c| c.set(false));
+    if !ok {
+        return;
+    }
+    for_active(current(), |s| {
+        s.reallocs.fetch_add(1, Ordering::Relaxed);
+        if owned {
+            if new_size >= old_size {
+                s.bytes_allocated
+                    .fetch_add(new_size - old_size, Ordering::Relaxed);
+                grow_live(s, (new_size - old_size) as i64);
+            } else {
+                s.bytes_freed
+                    .fetch_add(old_size - new_size, Ordering::Relaxed);
+                s.live_bytes
+                    .fetch_sub((old_size - new_size) as i64, Ordering::Relaxed);
+            }
+        } else {
+            // A block from before the scope: its new incarnation is owned.
+            s.foreign_frees.fetch_add(1, Ordering::Relaxed);
+            s.bytes_allocated.fetch_add(new_size, Ordering::Relaxed);
+            s.live_blocks.fetch_add(1, Ordering::Relaxed);
+            grow_live(s, new_size as i64);
+        }
+    });
+}
+
+/// Does scope `h` (or an ancestor of it) include the current scope? Used
+/// to tell owned from foreign blocks in a realloc.
+pub(crate) fn owns(block_scope: u32) -> bool {
+    let cur = current();
+    let mut h = block_scope;
+    while let Some(s) = slot_of(h) {
+        if h == cur {
+            return true;
+        }
+        h = s.parent.load(Ordering::Relaxed);
+    }
+    false
+}
+
+/// A copy of a scope's counters and sites.
+pub(crate) struct Snapshot {
+    pub(crate) counts: [i64; 10],
+    pub(crate) first_stack: Option<StackId>,
+    pub(crate) sites: Vec<(StackId, u64, u64, u64)>,
+    pub(crate) dropped: u64,
+}
+
+/// Reads scope `h` (allocates: the caller is busy).
+pub(crate) fn snapshot(h: u32) -> Option<Snapshot> {
+    let s = slot_of(h)?;
+    let u = |a: &AtomicU64| a.load(Ordering::Relaxed) as i64;
+    let i = |a: &AtomicI64| a.load(Ordering::Relaxed);
+    let counts = [
+        u(&s.allocs),
+        u(&s.reallocs),
+        u(&s.deallocs),
+        u(&s.bytes_allocated),
+        u(&s.bytes_freed),
+        i(&s.live_blocks),
+        i(&s.live_bytes),
+        i(&s.peak_bytes),
+        u(&s.foreign_frees),
+        0,
+    ];
+    let first = s.first_stack.load(Ordering::Relaxed);
+    let sites = {
+        let _g = s.lock.lock();
+        let table = s.sites.load(Ordering::Relaxed);
+        if table.is_null() {
+            Vec::new()
+        } else {
+            // SAFETY: we hold the slot lock; the table has SITES entries.
+            unsafe { core::slice::from_raw_parts(table, SITES) }
+                .iter()
+                .filter(|e| e.size != 0)
+                .map(|e| (e.stack, e.size, e.allocs, e.frees))
+                .collect()
+        }
+    };
+    Some(Snapshot {
+        counts,
+        first_stack: (first != u32::MAX).then_some(first),
+        sites,
+        dropped: u(&s.dropped) as u64,
+    })
+}
+
+pub(crate) fn lock_for_fork() {
+    FREE_LOCK.raw_lock();
+}
+
+pub(crate) fn unlock_after_fork() {
+    FREE_LOCK.raw_unlock();
+}

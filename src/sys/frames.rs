@@ -1,0 +1,107 @@
+//! Frame-pointer stack walk, bounded by the current thread's stack.
+//!
+//! With frame pointers, each frame starts with `[saved fp][return address]`
+//! at the address in the frame-pointer register, and the saved fp points to
+//! the caller's frame: a walk is two loads per frame (~1 ns), against
+//! ~100 ns per frame for DWARF unwinding through libgcc.
+//!
+//! Safety of the walk does not depend on the chain being sane: every load
+//! is from inside `[lo, hi)`, the current thread's stack as reported by
+//! `pthread_getattr_np` (cached per thread), at an 8-byte aligned address.
+//! The walk stops at a null return address, a misaligned or out-of-bounds
+//! frame pointer, or one that does not increase (frames of code without
+//! frame pointers may leave anything in the register; the worst outcome
+//! is a wrong or short stack, never a bad read).
+
+use core::cell::Cell;
+use core::mem::MaybeUninit;
+
+thread_local! {
+    /// This thread's stack `(lo, hi)`; `(0, 0)` until first asked.
+    static BOUNDS: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+/// The calling thread's stack bounds, or `None` if they cannot be read.
+fn stack_bounds() -> Option<(usize, usize)> {
+    let cached = BOUNDS.try_with(Cell::get).ok()?;
+    if cached.1 != 0 {
+        return Some(cached);
+    }
+    // SAFETY: `attr` is initialised by pthread_getattr_np before use and
+    // destroyed after; the out-pointers are valid locals. glibc may
+    // allocate here (main thread: it reads /proc/self/maps); the caller is
+    // marked busy, so that allocation is not sampled.
+    let bounds = unsafe {
+        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return None;
+        }
+        let mut addr: *mut libc::c_void = core::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let rc = libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
+        libc::pthread_attr_destroy(&mut attr);
+        if rc != 0 || addr.is_null() {
+            return None;
+        }
+        (addr as usize, addr as usize + size)
+    };
+    let _ = BOUNDS.try_with(|b| b.set(bounds));
+    Some(bounds)
+}
+
+#[inline(always)]
+fn frame_pointer() -> usize {
+    let fp: usize;
+    // SAFETY: reads a register; no memory access, no side effects.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::asm!("mov {}, rbp", out(reg) fp, options(nomem, nostack, preserves_flags));
+    }
+    // SAFETY: as above.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        core::arch::asm!("mov {}, x29", out(reg) fp, options(nomem, nostack, preserves_flags));
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        fp = 0;
+    }
+    fp
+}
+
+/// Whether this target has a frame-pointer walk.
+pub(crate) const SUPPORTED: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+
+/// Writes return addresses to the start of `out`, innermost first, starting with the
+/// caller of `walk`. Returns `(frames, truncated)`, or `None` when the
+/// walk cannot start (unknown stack bounds, or running on another stack
+/// such as a signal stack): the caller then uses another unwinder.
+#[inline(never)]
+pub(crate) fn walk(out: &mut [MaybeUninit<usize>]) -> Option<(usize, bool)> {
+    let (lo, hi) = stack_bounds()?;
+    let mut fp = frame_pointer();
+    if fp < lo || fp >= hi {
+        return None;
+    }
+    let mut n = 0;
+    loop {
+        if fp % 8 != 0 || fp < lo || fp > hi - 16 {
+            return Some((n, false));
+        }
+        // SAFETY: `fp .. fp + 16` is 8-byte aligned and inside this
+        // thread's stack, which is mapped and readable while we run on it.
+        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+        if ret == 0 {
+            return Some((n, false));
+        }
+        if n == out.len() {
+            return Some((n, true));
+        }
+        out[n].write(ret);
+        n += 1;
+        if next <= fp {
+            return Some((n, false));
+        }
+        fp = next;
+    }
+}
