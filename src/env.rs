@@ -54,12 +54,6 @@ fn init_slow() {
     let _busy = Busy::enter();
     START_NANOS.store(now_nanos(), Ordering::Relaxed);
     fork::register_once();
-    if let Some(value) = getenv(c"MEMPROFILERATE") {
-        match parse_rate(value) {
-            Some(rate) => sampler::set_rate(rate),
-            None => warn_bad_rate(value),
-        }
-    }
     if let Some(value) = getenv(c"MEMPROF_UNWIND") {
         match value.trim_ascii() {
             b"fp" => stack::set_unwinder(Unwinder::FramePointers),
@@ -67,6 +61,12 @@ fn init_slow() {
             _ => os::write_stderr(
                 b"memprof: ignoring MEMPROF_UNWIND: expected fp or libgcc (dwarf); keeping the default\n",
             ),
+        }
+    }
+    if let Some(value) = getenv(c"MEMPROFILERATE") {
+        match parse_rate(value) {
+            Some(rate) => sampler::set_rate(rate),
+            None => warn_bad_rate(value),
         }
     }
     if getenv(c"MEMPROFILE").is_some() {

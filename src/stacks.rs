@@ -25,6 +25,11 @@ pub(crate) const MAX_STACKS: usize = CHUNK * CHUNKS;
 #[derive(Clone, Copy)]
 struct Entry {
     frames: *const usize,
+    /// The stack's full 64-bit hash: equal hashes (and lengths) are taken
+    /// as equal stacks, so a lookup never compares frames. Two distinct
+    /// stacks of one process share a hash with probability ~n²/2^65 (under
+    /// 1e-7 for a million stacks); they would then share a record.
+    hash: u64,
     len: u32,
     truncated: bool,
 }
@@ -36,14 +41,13 @@ static LEN: AtomicU32 = AtomicU32::new(0);
 static INDEX: Index = Index::new();
 static LOCK: SpinLock = SpinLock::new();
 
-/// 64-bit hash of a stack (one multiply-rotate per frame), folded to 32.
-fn hash(frames: &[usize], truncated: bool) -> u32 {
+/// 64-bit hash of a stack: one multiply-rotate per frame.
+fn hash(frames: &[usize], truncated: bool) -> u64 {
     let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ frames.len() as u64 ^ u64::from(truncated);
     for &f in frames {
         h = (h.rotate_left(23) ^ f as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
-    h ^= h >> 29;
-    (h ^ (h >> 32)) as u32
+    h ^ (h >> 29)
 }
 
 fn entry(id: StackId) -> Entry {
@@ -61,10 +65,11 @@ fn frames_of(e: &Entry) -> &'static [usize] {
 
 /// The id of this stack, adding it if new. `None` when the table is full.
 pub(crate) fn intern(frames: &[usize], truncated: bool) -> Option<StackId> {
-    let h = hash(frames, truncated);
+    let h64 = hash(frames, truncated);
+    let h = (h64 ^ (h64 >> 32)) as u32;
     let eq = |id: u32| {
         let e = entry(id);
-        e.truncated == truncated && frames_of(&e) == frames
+        e.hash == h64 && e.len as usize == frames.len() && e.truncated == truncated
     };
     if let Some(id) = INDEX.lookup(h, eq) {
         return Some(id);
@@ -95,6 +100,7 @@ pub(crate) fn intern(frames: &[usize], truncated: bool) -> Option<StackId> {
         core::ptr::copy_nonoverlapping(frames.as_ptr(), copy, frames.len());
         let e = Entry {
             frames: copy,
+            hash: h64,
             len: frames.len() as u32,
             truncated,
         };

@@ -106,7 +106,8 @@ fn class_for(size: usize, align: usize) -> Option<usize> {
         8 + group * 4 + (need - (128 << group)).div_ceil(step) - 1
     };
     while c < NCLASSES {
-        if class_size(c) % align == 0 {
+        // `align` is a power of two (Layout guarantees it): mask, do not divide.
+        if class_size(c) & (align - 1) == 0 {
             return Some(c);
         }
         c += 1;
@@ -205,19 +206,27 @@ static STATE: AtomicU8 = AtomicU8::new(UNINIT);
 /// Bytes of the region handed out to live or cached blocks, for reports.
 static LARGE_RELEASED: AtomicU64 = AtomicU64::new(0);
 
-/// Reserves the range on first use. `false` while another thread is doing
-/// it, or if the OS refused every size we tried (profiling then stays off
-/// for blocks, and the sample is counted as dropped).
+/// Reserves the range on first use (other threads wait for it). `false` if
+/// the OS refused every size we tried: profiling then stays off for
+/// blocks, and each sample is counted as dropped.
 pub(crate) fn ensure_init() -> bool {
     match STATE.load(Ordering::Acquire) {
         READY => return true,
-        FAILED | BUSY => return false,
+        FAILED => return false,
         _ => {}
     }
     if STATE
         .compare_exchange(UNINIT, BUSY, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
+        // Another thread is reserving: wait for it (two mmap calls; it
+        // allocates nothing through us, so this cannot deadlock). Failing
+        // here instead would drop the samples of every thread that starts
+        // sampling at the same moment, as parallel tests do.
+        while STATE.load(Ordering::Acquire) == BUSY {
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+        }
         return STATE.load(Ordering::Acquire) == READY;
     }
     // 2 TiB of address space: 32 GiB per size class. Smaller tries for
@@ -696,7 +705,7 @@ mod tests {
 
     #[test]
     fn reciprocal_division_is_exact() {
-        for c in 0..NCLASSES {
+        for (c, &recip) in RECIP.iter().enumerate() {
             let size = class_size(c);
             for off in [
                 0usize,
@@ -708,7 +717,7 @@ mod tests {
                 (1 << 48) - 1,
             ] {
                 assert_eq!(
-                    ((off as u128 * u128::from(RECIP[c])) >> 64) as usize,
+                    ((off as u128 * u128::from(recip)) >> 64) as usize,
                     off / size,
                     "class {c} off {off}"
                 );
