@@ -297,14 +297,26 @@ pub fn parse_go_raw(text: &str, reader: &'static str, keep: &Keep<'_>) -> Decode
         comments: Vec::new(),
         samples: Vec::new(),
     };
-    let (head, rest) = text
-        .split_once("\nSamples:\n")
-        .unwrap_or_else(|| panic!("{reader}: no Samples section in:\n{text}"));
-    let (samples_text, rest) = rest
-        .split_once("\nLocations\n")
-        .unwrap_or_else(|| panic!("{reader}: no Locations section"));
-    let locations_text = rest.split_once("\nMappings\n").map_or(rest, |x| x.0);
-
+    // Section bodies, between the lines `Samples:`, `Locations` and
+    // `Mappings` (any of them may be empty).
+    let section = |from: &str, to: Option<&str>| -> &str {
+        let mut start = None;
+        let mut offset = 0;
+        for line in text.split_inclusive('\n') {
+            let name = line.trim_end();
+            if start.is_none() && name == from {
+                start = Some(offset + line.len());
+            } else if start.is_some() && Some(name) == to {
+                return &text[start.unwrap()..offset];
+            }
+            offset += line.len();
+        }
+        let start = start.unwrap_or_else(|| panic!("{reader}: no {from:?} line in:\n{text}"));
+        &text[start..]
+    };
+    let head = &text[..text.find("\nSamples:").map_or(0, |i| i + 1)];
+    let samples_text = section("Samples:", Some("Locations"));
+    let locations_text = section("Locations", Some("Mappings"));
     for line in head.lines() {
         if let Some(c) = line.strip_prefix("Comment: ") {
             d.comments.push(c.to_string());
@@ -347,6 +359,10 @@ pub fn parse_go_raw(text: &str, reader: &'static str, keep: &Keep<'_>) -> Decode
     }
     close(cur, locations_text.len());
 
+    let wanted_stacks: std::collections::HashSet<&[u64]> = match keep {
+        Keep::Stacks(stacks) => stacks.iter().map(Vec::as_slice).collect(),
+        Keep::Funcs(_) => Default::default(),
+    };
     let mut lines = samples_text.lines();
     if let Some(t) = lines.next() {
         for ty in t.split_whitespace() {
@@ -388,12 +404,13 @@ pub fn parse_go_raw(text: &str, reader: &'static str, keep: &Keep<'_>) -> Decode
             Keep::Funcs(f) => {
                 f.is_empty() || ids.split_whitespace().any(|x| wanted.contains(&id_of(x)))
             }
-            Keep::Stacks(stacks) => stacks.iter().any(|s| {
-                s.len() == ids.split_whitespace().count()
-                    && s.iter()
-                        .zip(ids.split_whitespace())
-                        .all(|(a, x)| locs.get(&id_of(x)).is_some_and(|l| l.0 == *a))
-            }),
+            Keep::Stacks(_) => {
+                let addrs: Vec<u64> = ids
+                    .split_whitespace()
+                    .map(|x| locs.get(&id_of(x)).map_or(0, |l| l.0))
+                    .collect();
+                wanted_stacks.contains(addrs.as_slice())
+            }
         };
         if !kept_last {
             continue;
@@ -785,6 +802,17 @@ Mappings
         assert_eq!(only.samples, d.samples[..1]);
         let by_addr = parse_go_raw(raw, "test", &Keep::Stacks(&[vec![0x43f947]]));
         assert_eq!(by_addr.samples, d.samples[1..]);
+    }
+
+    #[test]
+    fn empty_sections_parse_as_no_samples() {
+        let raw = "PeriodType: space bytes\nPeriod: 1\nSamples:\n\
+                   alloc_objects/count alloc_space/bytes\nLocations\nMappings\n\
+                   1: 0x1/0x2/0x0 /bin/x  [FN]\n";
+        let d = parse_go_raw(raw, "test", &Keep::Funcs(&[]));
+        assert_eq!(d.period, 1);
+        assert_eq!(d.sample_types.len(), 2);
+        assert!(d.samples.is_empty());
     }
 
     #[test]
