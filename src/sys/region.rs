@@ -198,7 +198,6 @@ static LARGE: Large = Large {
 };
 
 const UNINIT: u8 = 0;
-const BUSY: u8 = 1;
 const READY: u8 = 2;
 const FAILED: u8 = 3;
 static STATE: AtomicU8 = AtomicU8::new(UNINIT);
@@ -215,19 +214,17 @@ pub(crate) fn ensure_init() -> bool {
         FAILED => return false,
         _ => {}
     }
-    if STATE
-        .compare_exchange(UNINIT, BUSY, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        // Another thread is reserving: wait for it (two mmap calls; it
-        // allocates nothing through us, so this cannot deadlock). Failing
-        // here instead would drop the samples of every thread that starts
-        // sampling at the same moment, as parallel tests do.
-        while STATE.load(Ordering::Acquire) == BUSY {
-            // SAFETY: sched_yield has no preconditions.
-            unsafe { libc::sched_yield() };
-        }
-        return STATE.load(Ordering::Acquire) == READY;
+    // The reservation runs under LARGE.lock, which the fork handlers also
+    // take. Threads that race it wait on the lock instead of dropping their
+    // samples (as parallel tests do), and a fork never happens in the middle
+    // of it: a child would inherit a reservation that none of its threads
+    // finishes, and wait for it forever at its first sampled allocation.
+    // The reservation is two mmap calls and allocates nothing through us.
+    let _g = LARGE.lock.lock();
+    match STATE.load(Ordering::Acquire) {
+        READY => return true,
+        FAILED => return false,
+        _ => {}
     }
     // 2 TiB of address space: 32 GiB per size class. Smaller tries for
     // systems with an address-space limit (ulimit -v, valgrind).
@@ -238,7 +235,7 @@ pub(crate) fn ensure_init() -> bool {
             if runs.is_null() {
                 break;
             }
-            // SAFETY: no other thread touches LARGE before STATE is READY.
+            // SAFETY: we hold LARGE.lock.
             unsafe { (*LARGE.state.get()).runs = runs.cast() };
             BOUNDS.base.store(base as usize, Ordering::Relaxed);
             set_layout(len);
