@@ -6,6 +6,11 @@
 //! the test and kills the child) and reads the child's profile with
 //! `go tool pprof`, which must show the child's set exactly.
 //!
+//! Also: a fork aimed at the moment another thread reserves memprof's
+//! sampled-block region (the process's first sample, slowed down by an
+//! `LD_PRELOAD` shim) leaves a child that can sample (the `fork_first_sample`
+//! probe, a process of its own).
+//!
 //! Its own binary: forking a process whose other tests run threads of their
 //! own would make those threads' state part of every child.
 
@@ -101,4 +106,31 @@ fn children_forked_while_threads_allocate_and_write_profiles_complete() {
             "child {k}'s own allocations"
         );
     }
+}
+
+#[test]
+fn a_fork_during_the_first_region_reservation_leaves_a_child_that_can_sample() {
+    // Regression: the child inherited a reservation "in progress" that no
+    // thread of it would finish, and spun forever at its first sample.
+    let out = output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_fork_first_sample"))
+            .env("MEMPROFILERATE", "0")
+            .env("LD_PRELOAD", env!("SLOW_RESERVE_SO")),
+        Duration::from_secs(60),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let took_ms: u64 = stdout
+        .strip_prefix("first sample: ")
+        .and_then(|s| s.split_once(" ms"))
+        .and_then(|(ms, _)| ms.parse().ok())
+        .unwrap_or_else(|| panic!("probe output: {stdout}{stderr}"));
+    assert!(
+        took_ms >= 90,
+        "the shim did not slow the reservation down ({took_ms} ms), so the fork was not aimed at it"
+    );
+    assert!(
+        out.status.success() && stdout.contains("child: ok"),
+        "{stdout}{stderr}"
+    );
 }
