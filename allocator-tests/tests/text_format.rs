@@ -92,8 +92,8 @@ fn every_sample_of_the_text_matches_the_proto_within_rounding_at_rate_1() {
     // the default rate, whose estimates are fractional. The proto rounds
     // objects and bytes separately; the text holds whole objects of `size`
     // bytes. So objects agree exactly and bytes within half an object.
-    let (proto, _, pairs) = pairs(&p, "text-all", &[]);
-    assert!(pairs.len() >= 2, "{} samples", pairs.len());
+    let (_, _, pairs) = pairs(&p, "text-all", &[]);
+    assert!(pairs.len() >= 20, "{} samples", pairs.len());
     for (s, t) in &pairs {
         let half = s.bytes.unwrap_or(0) as f64 / 2.0 + 1.0;
         assert_eq!(
@@ -111,6 +111,7 @@ fn every_sample_of_the_text_matches_the_proto_within_rounding_at_rate_1() {
             );
         }
     }
+    drop(kept);
 }
 
 const SAMPLED_SIZES: [usize; 4] = [64, 900, 6000, 50_000];
