@@ -1,4 +1,5 @@
-//! Churn variant: bare `System`. Run through `cargo bench --bench churn`.
+//! Churn variant: bare `System`, the baseline every ratio is taken to.
+//! Run through `cargo bench --bench churn` (or `benches/instructions.sh`).
 #[global_allocator]
 static A: std::alloc::System = std::alloc::System;
 include!("churn/workload.rs");

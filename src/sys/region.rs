@@ -201,6 +201,7 @@ const UNINIT: u8 = 0;
 const READY: u8 = 2;
 const FAILED: u8 = 3;
 static STATE: AtomicU8 = AtomicU8::new(UNINIT);
+static INIT_LOCK: SpinLock = SpinLock::new();
 
 /// Bytes of the region handed out to live or cached blocks, for reports.
 static LARGE_RELEASED: AtomicU64 = AtomicU64::new(0);
@@ -214,13 +215,12 @@ pub(crate) fn ensure_init() -> bool {
         FAILED => return false,
         _ => {}
     }
-    // The reservation runs under LARGE.lock, which the fork handlers also
-    // take. Threads that race it wait on the lock instead of dropping their
-    // samples (as parallel tests do), and a fork never happens in the middle
-    // of it: a child would inherit a reservation that none of its threads
-    // finishes, and wait for it forever at its first sampled allocation.
-    // The reservation is two mmap calls and allocates nothing through us.
-    let _g = LARGE.lock.lock();
+    // Threads that race the first reservation wait for it (two mmap calls;
+    // nothing is allocated through us, so this cannot deadlock): failing
+    // instead would drop the samples of every thread that starts sampling at
+    // the same moment, as parallel tests do. The lock is also taken around
+    // `fork`, so a child never sees a reservation half done.
+    let _g = INIT_LOCK.lock();
     match STATE.load(Ordering::Acquire) {
         READY => return true,
         FAILED => return false,
@@ -235,7 +235,7 @@ pub(crate) fn ensure_init() -> bool {
             if runs.is_null() {
                 break;
             }
-            // SAFETY: we hold LARGE.lock.
+            // SAFETY: no other thread touches LARGE before STATE is READY.
             unsafe { (*LARGE.state.get()).runs = runs.cast() };
             BOUNDS.base.store(base as usize, Ordering::Relaxed);
             set_layout(len);
@@ -662,6 +662,7 @@ pub(crate) fn footprint() -> (usize, usize) {
 }
 
 pub(crate) fn lock_for_fork() {
+    INIT_LOCK.raw_lock();
     for class in &CLASSES {
         class.lock.raw_lock();
     }
@@ -673,6 +674,7 @@ pub(crate) fn unlock_after_fork() {
     for class in CLASSES.iter().rev() {
         class.lock.raw_unlock();
     }
+    INIT_LOCK.raw_unlock();
 }
 
 #[cfg(test)]
