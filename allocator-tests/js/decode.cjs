@@ -1,7 +1,12 @@
 #!/usr/bin/env node
 // Decodes a pprof file (gzip or plain profile.proto) with the npm
 // `pprof-format` reader and prints it as JSON on stdout, for
-// memprof's allocator-tests (src/lib.rs, `decode_with_pprof_format`).
+// memprof's allocator-tests (src/lib.rs, `pprof_format`).
+//
+// Usage: decode.cjs PROFILE [FUNCTION...]
+// With functions, only the samples whose stack contains one of them are
+// printed; a function matches a name equal to it or ending in `::` + it
+// (`alloc_hundreds` matches `rate1_exact::alloc_hundreds`).
 //
 // Output:
 // {
@@ -31,8 +36,9 @@ try {
 }
 
 const file = process.argv[2];
+const wanted = process.argv.slice(3);
 if (!file) {
-  process.stderr.write('usage: decode.cjs PROFILE\n');
+  process.stderr.write('usage: decode.cjs PROFILE [FUNCTION...]\n');
   process.exit(2);
 }
 
@@ -57,13 +63,17 @@ for (const l of p.location) {
   }));
 }
 
+const fnMatches = (name, f) => name === f || name.endsWith('::' + f);
+const keep = (s) => wanted.length === 0 || s.locationId.some((id) =>
+  (locations.get(Number(id)) ?? []).some((name) => wanted.some((f) => fnMatches(name, f))));
+
 const out = {
   periodType: p.periodType ? [str(p.periodType.type), str(p.periodType.unit)] : null,
   period: num(p.period),
   sampleTypes: p.sampleType.map((t) => [str(t.type), str(t.unit)]),
   defaultSampleType: str(p.defaultSampleType),
   comments: p.comment.map(str),
-  samples: p.sample.map((s) => {
+  samples: p.sample.filter(keep).map((s) => {
     const numLabels = {};
     const strLabels = {};
     for (const l of s.label) {

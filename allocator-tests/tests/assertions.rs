@@ -58,7 +58,7 @@ fn no_alloc_profile_has_the_site_on_top() {
         "{msg}"
     );
     let path = dir.join("no_alloc_probe.no-alloc.pb.gz");
-    let d = go_raw(&path);
+    let d = go_raw(&path, &["sneaky_allocation"]);
     assert!(
         d.samples.iter().any(|s| s.has_fn("sneaky_allocation")),
         "{path:?}"

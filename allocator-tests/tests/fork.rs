@@ -1,30 +1,74 @@
-//! fork() while other threads allocate: the child allocates and writes a
-//! profile; nothing hangs (each child is bounded by a timeout).
+//! `fork()` while other threads allocate, take snapshots and write
+//! profiles (so profiler locks are likely held at the moment of the fork):
+//! each child switches to rate 1, allocates a known set, writes a heap
+//! profile to a file and `_exit`s with a status that says whether all of
+//! that worked. The parent bounds each child with a timeout (a hang fails
+//! the test and kills the child) and reads the child's profile with
+//! `go tool pprof`, which must show the child's set exactly.
+//!
+//! Also: a fork aimed at the moment another thread reserves memprof's
+//! sampled-block region (the process's first sample, slowed down by an
+//! `LD_PRELOAD` shim) leaves a child that can sample (the `fork_first_sample`
+//! probe, a process of its own).
+//!
+//! Its own binary: forking a process whose other tests run threads of their
+//! own would make those threads' state part of every child.
+
 use allocator_tests::*;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 #[global_allocator]
 static A: memprof::Sampled<std::alloc::System> = memprof::Sampled::new(std::alloc::System);
 
+const CHILDREN: usize = 8;
+
+/// Allocates and frees in a loop; every 64 rounds takes a snapshot, and
+/// every 256 writes it (symbolizing under the profiler's writer lock).
 #[inline(never)]
 fn parent_churn(stop: &AtomicBool) {
     let mut v: Vec<Vec<u8>> = Vec::new();
     let mut i = 0usize;
     while !stop.load(Ordering::Relaxed) {
         v.push(vec![1u8; 16 + i % 5000]);
+        if i.is_multiple_of(7) {
+            v.push(vec![2u8; 70_000 + i % 1000]); // large blocks too
+        }
         if v.len() > 100 {
             v.clear();
         }
         i += 1;
         if i.is_multiple_of(64) {
-            let _ = memprof::heap_profile();
+            let p = memprof::heap_profile();
+            if i.is_multiple_of(256) {
+                p.write_pprof(std::io::sink()).unwrap();
+            }
         }
     }
 }
 
+#[inline(never)]
+fn child_allocs() -> Vec<Vec<u8>> {
+    (0..1000).map(|_| Vec::with_capacity(777)).collect()
+}
+
+/// What a child does after `fork`; returns its exit status.
+fn child(path: &Path) -> i32 {
+    memprof::set_rate(1);
+    let kept = child_allocs();
+    let ok = kept.len() == 1000 && memprof::write_heap_profile(path).is_ok();
+    drop(kept);
+    if ok {
+        0
+    } else {
+        1
+    }
+}
+
 #[test]
-fn children_forked_during_allocation_allocate_and_write_profiles() {
-    watchdog(120, "fork test");
+fn children_forked_while_threads_allocate_and_write_profiles_complete() {
+    let _watchdog = watchdog(180, "fork test");
     memprof::set_rate(4096);
     let dir = temp_dir("fork");
     let stop = AtomicBool::new(false);
@@ -32,39 +76,61 @@ fn children_forked_during_allocation_allocate_and_write_profiles() {
         for _ in 0..3 {
             s.spawn(|| parent_churn(&stop));
         }
-        for k in 0..5 {
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        for k in 0..CHILDREN {
+            std::thread::sleep(Duration::from_millis(20));
             let path = dir.join(format!("child{k}.pb.gz"));
-            // SAFETY: the child only allocates, writes a file and _exits.
+            // SAFETY: the child runs only `child` and then `_exit`s, without
+            // running the parent's exit handlers or unwinding.
             let pid = unsafe { libc::fork() };
             assert!(pid >= 0, "fork failed");
             if pid == 0 {
-                let v: Vec<String> = (0..5000).map(|i| i.to_string()).collect();
-                let ok = memprof::write_heap_profile(&path).is_ok() && v.len() == 5000;
-                // SAFETY: leave the child without running the parent's exit handlers.
-                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+                let status = std::panic::catch_unwind(|| child(&path)).unwrap_or(2);
+                // SAFETY: ends the child at once, as a forked child should.
+                unsafe { libc::_exit(status) };
             }
-            let mut status = 0;
-            let start = std::time::Instant::now();
-            loop {
-                // SAFETY: waiting for our own child.
-                let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-                if r == pid {
-                    break;
-                }
-                if start.elapsed() > std::time::Duration::from_secs(30) {
-                    // SAFETY: killing our own child.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                    panic!("child {k} hung after fork");
-                }
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
+            let status = wait_child(pid, Duration::from_secs(30), &format!("child {k}"));
             assert!(
                 libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                "child {k} failed"
+                "child {k} failed: wait status {status:#x}"
             );
-            assert!(!go_raw(&path).samples.is_empty());
         }
         stop.store(true, Ordering::Relaxed);
     });
+    // Read after the churn stopped: decoding in the parent is not the point.
+    for k in 0..CHILDREN {
+        let d = go_raw(&dir.join(format!("child{k}.pb.gz")), &["child_allocs"]);
+        d.assert_go_heap_shape(1);
+        assert_eq!(
+            d.sum("child_allocs", Some(777)),
+            [1000, 777_000, 1000, 777_000],
+            "child {k}'s own allocations"
+        );
+    }
+}
+
+#[test]
+fn a_fork_during_the_first_region_reservation_leaves_a_child_that_can_sample() {
+    // Regression: the child inherited a reservation "in progress" that no
+    // thread of it would finish, and spun forever at its first sample.
+    let out = output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_fork_first_sample"))
+            .env("MEMPROFILERATE", "0")
+            .env("LD_PRELOAD", env!("SLOW_RESERVE_SO")),
+        Duration::from_secs(60),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let took_ms: u64 = stdout
+        .strip_prefix("first sample: ")
+        .and_then(|s| s.split_once(" ms"))
+        .and_then(|(ms, _)| ms.parse().ok())
+        .unwrap_or_else(|| panic!("probe output: {stdout}{stderr}"));
+    assert!(
+        took_ms >= 90,
+        "the shim did not slow the reservation down ({took_ms} ms), so the fork was not aimed at it"
+    );
+    assert!(
+        out.status.success() && stdout.contains("child: ok"),
+        "{stdout}{stderr}"
+    );
 }

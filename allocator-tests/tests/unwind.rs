@@ -73,7 +73,7 @@ extern "C" fn callback_from_c(x: u64) {
 
 #[test]
 fn fp_walk_is_safe_in_small_stacks_foreign_frames_and_deep_recursion() {
-    watchdog(120, "unwind test");
+    let _watchdog = watchdog(120, "unwind test");
     memprof::set_rate(1);
     assert_eq!(
         memprof::unwinder(),
@@ -115,7 +115,10 @@ fn fp_walk_is_safe_in_small_stacks_foreign_frames_and_deep_recursion() {
     );
 
     // Read back through go tool pprof: functions in call order, leaf first.
-    let d = go_raw(&write_pprof(&p, &temp_dir("unwind"), "u.pb.gz"));
+    let d = go_raw(
+        &write_pprof(&p, &temp_dir("unwind"), "u.pb.gz"),
+        &["recurse_then_alloc"],
+    );
     let s = d
         .samples
         .iter()
