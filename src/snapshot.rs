@@ -312,6 +312,16 @@ pub(crate) fn unlock_writer_after_fork() {
     WRITER.raw_unlock();
 }
 
+/// Runs `f` under the writer lock with sampling off: symbolization outside
+/// a profile write (the HTTP `symbol` endpoint).
+#[cfg(feature = "http")]
+pub(crate) fn with_writer<R>(f: impl FnOnce() -> R) -> R {
+    crate::guard::without_sampling(|| {
+        let _g = WRITER.lock();
+        f()
+    })
+}
+
 /// Encodes under the writer lock into memory, then writes `w` without the
 /// lock, so a slow reader never holds up `fork` or other writers.
 pub(crate) fn encode_then_write<W: io::Write>(
