@@ -2,6 +2,8 @@
 //! back with real readers (`go tool pprof -raw`, the npm `pprof-format`
 //! decoder). A missing reader is a test failure naming what to install.
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -263,18 +263,27 @@ fn symbol(input: &[u8]) -> Response {
     let input = String::from_utf8_lossy(input);
     let pcs: Vec<u64> = input.split('+').filter_map(parse_uint).collect();
     let names = crate::snapshot::with_writer(|| {
-        let mut sym = crate::symbolize::Symbolizer::new();
         pcs.iter()
-            .filter_map(|&pc| {
-                // `resolve` looks up the call instruction before a return
-                // address; pprof sends the instruction itself.
-                let frames = sym.resolve((pc as usize).checked_add(1)?);
-                Some(format!("{pc:#x} {}\n", frames.first()?.name))
-            })
+            .filter_map(|&pc| Some(format!("{pc:#x} {}\n", function_at(pc)?)))
             .collect::<String>()
     });
     let body = format!("num_symbols: 1\n{names}").into_bytes();
     Response::ok("text/plain; charset=utf-8", None, body)
+}
+
+/// The name of the function holding instruction `pc` (the innermost one,
+/// if inlined), as Go's `runtime.FuncForPC` gives it.
+fn function_at(pc: u64) -> Option<String> {
+    let mut name = None;
+    // `backtrace::resolve` looks up the byte before the address it is
+    // given (it expects return addresses).
+    let addr = usize::try_from(pc).ok()?.checked_add(1)?;
+    backtrace::resolve(addr as *mut std::ffi::c_void, |s| {
+        if name.is_none() {
+            name = s.name().map(|n| format!("{n:#}"));
+        }
+    });
+    name
 }
 
 /// Go's `strconv.ParseUint(s, 0, 64)`: `0x` hex, `0o` or `0` octal, `0b`

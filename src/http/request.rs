@@ -38,12 +38,17 @@ pub(crate) enum ReadError {
 /// Reads one request from `stream`; gives up at `deadline`.
 pub(crate) fn read(stream: &mut TcpStream, deadline: Instant) -> Result<Request, ReadError> {
     let mut buf = Vec::with_capacity(1024);
+    let line_too_long = |buf: &[u8]| {
+        let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+        line_end > MAX_LINE
+    };
     let end = loop {
-        if let Some(end) = head_end(&buf) {
-            break end;
-        }
-        if !buf[..buf.len().min(MAX_LINE + 1)].contains(&b'\n') && buf.len() > MAX_LINE {
+        let end = head_end(&buf);
+        if line_too_long(&buf[..end.unwrap_or(buf.len())]) {
             return Err(ReadError::Bad(400, "request line too long"));
+        }
+        if let Some(end) = end {
+            break end;
         }
         if buf.len() >= MAX_HEAD {
             return Err(ReadError::Bad(400, "request header too large"));
