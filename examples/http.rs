@@ -100,7 +100,7 @@ fn worker(id: u64, cache: &Mutex<Cache>) {
     loop {
         let tokens = parse_request(&mut rng);
         let body = render_response(&tokens);
-        if rng.next() % 4 == 0 {
+        if rng.next() & 3 == 0 {
             let key = rng.next() % 100_000;
             cache
                 .lock()
