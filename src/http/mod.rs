@@ -50,10 +50,11 @@
 //!   `duration_nanos` set and `Content-Disposition: attachment;
 //!   filename="heap-delta"` (`allocs-delta`). Its `alloc_*` values are
 //!   what was allocated in the window; its `inuse_*` values are what is
-//!   live at the end of it ([`HeapProfile::delta_since`](crate::HeapProfile::delta_since)). Go subtracts
-//!   in-use values too, giving "in use at the end minus in use at the
-//!   start" (golang/go#67942); we give the state at the end, the fix that
-//!   issue asks for. N must be a positive integer (else `400 invalid value
+//!   live at the end of it
+//!   ([`HeapProfile::delta_since`](crate::HeapProfile::delta_since)). Go
+//!   subtracts in-use values too, giving "in use at the end minus in use
+//!   at the start" (golang/go#67942); we give the state at the end, the
+//!   fix that issue asks for. N must be a positive integer (else `400 invalid value
 //!   for "seconds" - must be a positive integer`), at most
 //!   [`MAX_DELTA_SECONDS`] (600), and not combined with `debug` (`400
 //!   seconds and debug params are incompatible`). At most
