@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -212,6 +213,16 @@ impl Shared {
     }
 }
 
+/// A connection's place in [`Shared::conns`], given back when its thread
+/// ends, even by a panic.
+struct Admitted<'a>(&'a Shared, u64);
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.release(self.1);
+    }
+}
+
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     crate::guard::without_sampling(|| {
         for conn in listener.incoming() {
@@ -231,8 +242,8 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             let spawned = thread::Builder::new()
                 .name("memprof-http-conn".into())
                 .spawn(move || {
+                    let _slot = Admitted(&sh, id);
                     connection(stream, &sh);
-                    sh.release(id);
                 });
             if spawned.is_err() {
                 shared.release(id);
@@ -263,7 +274,11 @@ fn connection(mut s: TcpStream, shared: &Shared) {
             Ok(req) => {
                 let client = &s;
                 let mut wait = |d| wait_window(client, d, &shared.stopping);
-                let r = handler::route(&req.method, &req.target, &req.body, &mut wait);
+                // A bug must not take the server down with it: answer 500.
+                let r = panic::catch_unwind(AssertUnwindSafe(|| {
+                    handler::route(&req.method, &req.target, &req.body, &mut wait)
+                }))
+                .unwrap_or_else(|_| Response::error(500, "internal error"));
                 (r, req.method == "HEAD")
             }
             Err(ReadError::Closed) => return,

@@ -39,7 +39,16 @@ macro_rules! branches {
         }
     )*};
 }
-branches!(b0 = 0, b1 = 1, b2 = 2, b3 = 3, b4 = 4, b5 = 5, b6 = 6, b7 = 7);
+branches!(
+    b0 = 0,
+    b1 = 1,
+    b2 = 2,
+    b3 = 3,
+    b4 = 4,
+    b5 = 5,
+    b6 = 6,
+    b7 = 7
+);
 
 #[inline(never)]
 fn step(depth: u32, path: u64, out: &mut Kept) {
