@@ -6,7 +6,7 @@ use allocator_tests::{parse_raw, Decoded};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The example's sites (examples/http.rs; its crate is `http_example` here).
@@ -16,7 +16,7 @@ const RENDER: &str = "::render_response";
 const PARSE: &str = "::parse_request";
 
 /// Services started, to be killed should the watchdog abort the test.
-static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+static CHILDREN: Mutex<Vec<Arc<Mutex<Child>>>> = Mutex::new(Vec::new());
 
 /// Aborts the process if the test is not done in `secs` (a hang fails),
 /// killing the services first so that none outlives the test.
@@ -24,8 +24,10 @@ fn watchdog(secs: u64, what: &'static str) {
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(secs));
         eprintln!("watchdog: {what} did not finish in {secs} s (hang)");
-        for pid in CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        for child in CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            if let Ok(mut child) = child.try_lock() {
+                let _ = child.kill();
+            }
         }
         std::process::abort();
     });
@@ -33,7 +35,7 @@ fn watchdog(secs: u64, what: &'static str) {
 
 /// The example, running; killed on drop.
 struct Service {
-    child: Child,
+    child: Arc<Mutex<Child>>,
     addr: SocketAddr,
 }
 
@@ -47,14 +49,14 @@ impl Service {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let child = Arc::new(Mutex::new(child));
         CHILDREN
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(child.id());
+            .push(Arc::clone(&child));
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
         let addr = line
             .trim()
             .strip_prefix("serving http://")
@@ -84,8 +86,9 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
