@@ -297,7 +297,8 @@ fn connection(mut s: TcpStream, shared: &Shared) {
 }
 
 /// Waits `d` for a delta profile; `false` as soon as the client closes its
-/// connection or the server stops, so an abandoned request frees its slot.
+/// connection (even just its sending side, as Go's server also takes it)
+/// or the server stops, so an abandoned request frees its slot.
 fn wait_window(s: &TcpStream, d: Duration, stopping: &AtomicBool) -> bool {
     let end = Instant::now() + d;
     loop {
