@@ -73,12 +73,21 @@
 //! [`HeapProfile::write_pprof`] writes gzip `profile.proto` shaped exactly
 //! like Go's heap profile; [`HeapProfile::write_text`] writes Go's legacy
 //! `debug=1` text. Both open in `go tool pprof`.
+//!
+//! # Cargo features
+//!
+//! - `http` (off by default): `memprof::http`, the `/debug/pprof/heap` and
+//!   `/debug/pprof/allocs` endpoints of Go's `net/http/pprof`, as a small
+//!   built-in server (`memprof::http::serve`) or a function to mount in any
+//!   web framework (`memprof::http::handle`). Uses only std.
 #![deny(missing_docs)]
 
 mod alloc;
 mod encode;
 mod env;
 mod guard;
+#[cfg(feature = "http")]
+pub mod http;
 mod live;
 mod mappings;
 mod records;

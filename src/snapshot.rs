@@ -33,6 +33,9 @@ pub struct HeapProfile {
     pub(crate) rate: usize,
     /// Wall-clock time of the snapshot, nanoseconds since the Unix epoch.
     pub(crate) time_nanos: i64,
+    /// For a delta ([`HeapProfile::delta_since`]), the length of its window
+    /// (pprof `duration_nanos`); 0 for a snapshot.
+    pub(crate) duration_nanos: i64,
     /// Samples lost because a profiler table or the sampled-block region was full.
     pub(crate) dropped_samples: u64,
     /// Which unwinder captured the stacks ("libgcc", "fp").
@@ -100,6 +103,70 @@ impl HeapProfile {
     /// Name of the stack unwinder that captured the stacks.
     pub fn unwinder(&self) -> &'static str {
         self.unwinder
+    }
+
+    /// For a delta profile ([`delta_since`](Self::delta_since)), the length
+    /// of its window in nanoseconds, written as the pprof `duration_nanos`;
+    /// 0 for a snapshot.
+    pub fn duration_nanos(&self) -> i64 {
+        self.duration_nanos
+    }
+
+    /// What happened between `earlier` and this snapshot, as Go's
+    /// `/debug/pprof/heap?seconds=N` shows it, with its in-use fix: the
+    /// `alloc_*` values of each record are the growth since `earlier` (what
+    /// was allocated in the window), the `inuse_*` values are this
+    /// snapshot's (what is live at the end of the window). The result's
+    /// [`time_nanos`](Self::time_nanos) is this snapshot's and its
+    /// [`duration_nanos`](Self::duration_nanos) the time between the two.
+    ///
+    /// Go subtracts the in-use values too, which gives "in use now minus in
+    /// use then", often negative and hard to read (golang/go#67942); here
+    /// in-use is the plain state at the end. Records are matched by call
+    /// stack and object size; [`Record::sampled_allocs`] and
+    /// [`Record::sampled_frees`] of the result count the samples taken and
+    /// freed in the window, and so does
+    /// [`dropped_samples`](Self::dropped_samples). `earlier` should be an
+    /// earlier snapshot of the same process; counters never decrease, so
+    /// any other order gives zero growth, never negative values.
+    ///
+    /// ```
+    /// let before = memprof::heap_profile();
+    /// let kept: Vec<Vec<u8>> = (0..100).map(|_| vec![0u8; 4096]).collect();
+    /// let delta = memprof::heap_profile().delta_since(&before);
+    /// assert!(delta.duration_nanos() >= 0);
+    /// assert!(delta.totals().alloc_bytes <= memprof::heap_profile().totals().alloc_bytes);
+    /// # drop(kept);
+    /// ```
+    pub fn delta_since(&self, earlier: &HeapProfile) -> HeapProfile {
+        crate::guard::without_sampling(|| {
+            let before: std::collections::HashMap<(&[usize], bool, u64), &Record> = earlier
+                .records
+                .iter()
+                .map(|r| ((&r.stack[..], r.truncated, r.object_size), r))
+                .collect();
+            let records = self
+                .records
+                .iter()
+                .map(|r| {
+                    let mut d = r.clone();
+                    if let Some(e) = before.get(&(&r.stack[..], r.truncated, r.object_size)) {
+                        d.sampled_allocs = r.sampled_allocs.saturating_sub(e.sampled_allocs);
+                        d.sampled_frees = r.sampled_frees.saturating_sub(e.sampled_frees);
+                        d.alloc_objects_est = (r.alloc_objects_est - e.alloc_objects_est).max(0.0);
+                    }
+                    d
+                })
+                .collect();
+            HeapProfile {
+                records,
+                rate: self.rate,
+                time_nanos: self.time_nanos,
+                duration_nanos: (self.time_nanos - earlier.time_nanos).max(0),
+                dropped_samples: self.dropped_samples.saturating_sub(earlier.dropped_samples),
+                unwinder: self.unwinder,
+            }
+        })
     }
 
     /// Estimated totals over all records.
@@ -245,6 +312,16 @@ pub(crate) fn unlock_writer_after_fork() {
     WRITER.raw_unlock();
 }
 
+/// Runs `f` under the writer lock with sampling off: symbolization outside
+/// a profile write (the HTTP `symbol` endpoint).
+#[cfg(feature = "http")]
+pub(crate) fn with_writer<R>(f: impl FnOnce() -> R) -> R {
+    crate::guard::without_sampling(|| {
+        let _g = WRITER.lock();
+        f()
+    })
+}
+
 /// Encodes under the writer lock into memory, then writes `w` without the
 /// lock, so a slow reader never holds up `fork` or other writers.
 pub(crate) fn encode_then_write<W: io::Write>(
@@ -290,8 +367,116 @@ pub(crate) fn take() -> HeapProfile {
             records,
             rate: crate::sampler::rate(),
             time_nanos,
+            duration_nanos: 0,
             dropped_samples: crate::records::dropped(),
             unwinder: crate::stack::unwinder_name(),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(stack: &[usize], size: u64, alloc: f64, inuse: f64, samples: (u64, u64)) -> Record {
+        Record {
+            stack: stack.to_vec(),
+            truncated: false,
+            object_size: size,
+            sampled_allocs: samples.0,
+            sampled_frees: samples.1,
+            alloc_objects_est: alloc,
+            inuse_objects_est: inuse,
+        }
+    }
+
+    fn profile(time_nanos: i64, dropped: u64, records: Vec<Record>) -> HeapProfile {
+        HeapProfile {
+            records,
+            rate: 4096,
+            time_nanos,
+            duration_nanos: 0,
+            dropped_samples: dropped,
+            unwinder: "fp",
+        }
+    }
+
+    #[test]
+    fn delta_is_alloc_growth_and_inuse_at_the_end() {
+        let t0 = 1_700_000_000_000_000_000;
+        let earlier = profile(
+            t0,
+            3,
+            vec![
+                record(&[1, 2], 64, 10.0, 8.0, (10, 2)),
+                record(&[1, 2], 128, 5.0, 5.0, (5, 0)),
+                record(&[3], 64, 7.0, 0.0, (7, 7)),
+            ],
+        );
+        let mut truncated = record(&[1, 2], 64, 4.0, 4.0, (4, 0));
+        truncated.truncated = true;
+        let later = profile(
+            t0 + 2_000_000_000,
+            5,
+            vec![
+                // Grew by 6 objects; 3 live now.
+                record(&[1, 2], 64, 16.0, 3.0, (16, 13)),
+                // Nothing allocated in the window; all still live.
+                record(&[1, 2], 128, 5.0, 5.0, (5, 0)),
+                // Unchanged and fully freed: all zero in the delta.
+                record(&[3], 64, 7.0, 0.0, (7, 7)),
+                // New in the window; same stack and size as the first record
+                // but truncated, so a different record.
+                truncated,
+            ],
+        );
+        let d = later.delta_since(&earlier);
+        assert_eq!(d.time_nanos(), later.time_nanos());
+        assert_eq!(d.duration_nanos(), 2_000_000_000);
+        assert_eq!(d.dropped_samples(), 2);
+        assert_eq!(d.rate(), 4096);
+        let rows: Vec<_> = d
+            .records()
+            .map(|r| {
+                (
+                    r.alloc_objects(),
+                    r.alloc_bytes(),
+                    r.inuse_objects(),
+                    r.inuse_bytes(),
+                    r.sampled_allocs(),
+                    r.sampled_frees(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (6, 6 * 64, 3, 3 * 64, 6, 11),
+                (0, 0, 5, 5 * 128, 0, 0),
+                (0, 0, 0, 0, 0, 0),
+                (4, 4 * 64, 4, 4 * 64, 4, 0),
+            ]
+        );
+        assert_eq!(
+            d.totals(),
+            Totals {
+                alloc_objects: 10,
+                alloc_bytes: 10 * 64,
+                inuse_objects: 12,
+                inuse_bytes: 7 * 64 + 5 * 128,
+            }
+        );
+    }
+
+    #[test]
+    fn delta_against_a_later_profile_never_goes_negative() {
+        let a = profile(10, 0, vec![record(&[1], 16, 2.0, 1.0, (2, 1))]);
+        let b = profile(20, 1, vec![record(&[1], 16, 9.0, 4.0, (9, 5))]);
+        let d = a.delta_since(&b);
+        assert_eq!(d.duration_nanos(), 0);
+        assert_eq!(d.dropped_samples(), 0);
+        let r = d.records().next().unwrap();
+        assert_eq!((r.alloc_objects(), r.inuse_objects()), (0, 1));
+        assert_eq!((r.sampled_allocs(), r.sampled_frees()), (0, 0));
+    }
 }

@@ -247,6 +247,7 @@ fn empty_profile() -> HeapProfile {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(0),
+        duration_nanos: 0,
         dropped_samples: 0,
         unwinder: crate::stack::unwinder_name(),
     }

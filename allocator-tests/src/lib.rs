@@ -18,6 +18,8 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};

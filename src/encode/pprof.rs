@@ -9,6 +9,9 @@
 //! `has_line_numbers` and `has_inline_frames` when true; comments give the
 //! memprof version, the unwinder and the dropped-sample count; a truncated
 //! stack ends in a [`TRUNCATED`] frame.
+//!
+//! As in Go, `duration_nanos` is written only for a delta profile
+//! ([`HeapProfile::delta_since`]); a snapshot has none.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -81,6 +84,7 @@ pub(crate) fn build(
         });
     }
     b.p.time_nanos = profile.time_nanos;
+    b.p.duration_nanos = profile.duration_nanos;
     for c in [
         format!("memprof {}", env!("CARGO_PKG_VERSION")),
         format!("unwinder: {}", profile.unwinder),
@@ -356,6 +360,26 @@ mod tests {
 
         let allocs = roundtrip(&profile(&s, 524288), Some("alloc_space"));
         assert_eq!(str(&allocs, allocs.default_sample_type), "alloc_space");
+    }
+
+    #[test]
+    fn delta_profile_has_its_duration() {
+        let s = stacks();
+        let mut earlier = profile(&s, 524288);
+        earlier.time_nanos -= 2_000_000_000;
+        let later = profile(&s, 524288);
+        let delta = later.delta_since(&earlier);
+        let p = roundtrip(&delta, None);
+        check_valid(&p);
+        assert_eq!(p.time_nanos, later.time_nanos);
+        assert_eq!(p.duration_nanos, 2_000_000_000);
+        // Nothing grew: alloc columns are 0, in-use is the later state.
+        let merged = by_size(&p, 1024);
+        assert_eq!(merged.value[..2], [0, 0]);
+        assert_eq!(
+            merged.value[2..],
+            roundtrip(&later, None).sample[0].value[2..]
+        );
     }
 
     #[test]

@@ -71,6 +71,7 @@ pub(super) fn profile(s: &Stacks, rate: u64) -> HeapProfile {
         ],
         rate: rate as usize,
         time_nanos: 1_700_000_000_123_456_789,
+        duration_nanos: 0,
         dropped_samples: 7,
         unwinder: "libgcc",
     }
