@@ -120,14 +120,15 @@ impl Symbolizer {
     }
 }
 
-/// Looks `ret - 1` up: the call instruction, so the call's line is reported
-/// rather than the line after it.
+/// Looks up the call instruction before return address `ret`, so the
+/// call's line is reported rather than the line after it. (`backtrace::resolve`
+/// itself subtracts 1 from the address it is given, as for an IP.)
 fn resolve_uncached(ret: usize) -> Vec<Sym> {
     let mut out = Vec::new();
     if ret == 0 {
         return out;
     }
-    backtrace::resolve((ret - 1) as *mut c_void, |s| {
+    backtrace::resolve(ret as *mut c_void, |s| {
         let (name, system_name) = match s.name() {
             Some(n) => (
                 format!("{n:#}"),
