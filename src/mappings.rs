@@ -159,9 +159,8 @@ unsafe extern "C" fn collect_object(
             obj.text
                 .push((start, start.wrapping_add(u64::from(ph.p_memsz))));
         } else if ph.p_type == libc::PT_NOTE && obj.build_id.is_empty() {
-            // SAFETY: a PT_NOTE segment lies inside a loaded, readable
-            // PT_LOAD segment of this object, `p_filesz` bytes long at
-            // its load address.
+            // SAFETY: a PT_NOTE segment lies inside a loaded, readable PT_LOAD
+            // segment of this object, `p_filesz` bytes long at its load address.
             let notes =
                 unsafe { std::slice::from_raw_parts(start as *const u8, ph.p_filesz as usize) };
             obj.build_id = gnu_build_id(notes, u64::from(ph.p_align)).unwrap_or_default();

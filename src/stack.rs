@@ -137,10 +137,9 @@ pub(crate) fn capture_with(u: Unwinder, out: &mut Captured) {
 }
 
 fn capture_libgcc(out: &mut Captured) {
-    // SAFETY: `trace_unsynchronized` requires that no other unwinder runs
-    // concurrently in a way that is not thread-safe; libgcc's
-    // `_Unwind_Backtrace` is thread-safe, and the callback only writes to
-    // our buffer and never panics.
+    // libgcc's `_Unwind_Backtrace` is thread-safe, and the callback only
+    // writes to our buffer and never panics.
+    // SAFETY: so concurrent unwinds are fine, as `trace_unsynchronized` asks.
     unsafe {
         backtrace::trace_unsynchronized(|frame| {
             let ip = frame.ip() as usize;

@@ -27,10 +27,10 @@ fn stack_bounds() -> Option<(usize, usize)> {
     if cached.1 != 0 {
         return Some(cached);
     }
+    // glibc may allocate here (main thread: it reads /proc/self/maps); the
+    // caller is marked busy, so that allocation is not sampled.
     // SAFETY: `attr` is initialised by pthread_getattr_np before use and
-    // destroyed after; the out-pointers are valid locals. glibc may
-    // allocate here (main thread: it reads /proc/self/maps); the caller is
-    // marked busy, so that allocation is not sampled.
+    // destroyed after; the out-pointers are valid locals.
     let bounds = unsafe {
         let mut attr: libc::pthread_attr_t = core::mem::zeroed();
         if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
