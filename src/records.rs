@@ -7,24 +7,20 @@
 //! subtracts exactly that weight again, read back from the block's
 //! metadata.
 //!
-//! Thread safety: lookups are lock-free; `LOCK` serialises adding a record.
+//! Thread safety: lookups are lock-free; adding a record locks (`sys::table`).
 //! Counters are atomics updated on the slow path only.
 //!
 //! Invariants (per record, at any instant a reader loads `frees` before
 //! `allocs`): `frees <= allocs` and `free_weight <= alloc_weight`.
 
 use crate::stacks::StackId;
-use crate::sys::arena;
-use crate::sys::index::Index;
-use crate::sys::lock::SpinLock;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use crate::sys::table::Table;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 pub(crate) type RecordId = u32;
 
-const CHUNK: usize = 4096;
-const CHUNKS: usize = 512;
 /// At most this many records (2 Mi).
-pub(crate) const MAX_RECORDS: usize = CHUNK * CHUNKS;
+const CHUNKS: usize = 512;
 
 pub(crate) struct Record {
     pub(crate) stack: StackId,
@@ -45,12 +41,7 @@ pub(crate) struct Counts {
     pub(crate) free_weight: u64,
 }
 
-#[allow(clippy::declare_interior_mutable_const)]
-const NO_CHUNK: AtomicPtr<Record> = AtomicPtr::new(core::ptr::null_mut());
-static DIR: [AtomicPtr<Record>; CHUNKS] = [NO_CHUNK; CHUNKS];
-static LEN: AtomicU32 = AtomicU32::new(0);
-static INDEX: Index = Index::new();
-static LOCK: SpinLock = SpinLock::new();
+static TABLE: Table<Record, CHUNKS> = Table::new();
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 fn hash(stack: StackId, size: u64) -> u32 {
@@ -59,55 +50,22 @@ fn hash(stack: StackId, size: u64) -> u32 {
 }
 
 fn get(id: RecordId) -> &'static Record {
-    let chunk = DIR[id as usize / CHUNK].load(Ordering::Acquire);
-    // SAFETY: `id` was published after its chunk and entry were written;
-    // chunks are arena memory, never freed.
-    unsafe { &*chunk.add(id as usize % CHUNK) }
+    TABLE.get(id)
 }
 
 /// The record for (stack, size), added if new; `None` when full.
 pub(crate) fn intern(stack: StackId, size: u64) -> Option<RecordId> {
-    let h = hash(stack, size);
-    let eq = |id| {
-        let r = get(id);
-        r.stack == stack && r.size == size
-    };
-    if let Some(id) = INDEX.lookup(h, eq) {
-        return Some(id);
-    }
-    let _g = LOCK.lock();
-    if let Some(id) = INDEX.lookup(h, eq) {
-        return Some(id);
-    }
-    let id = LEN.load(Ordering::Relaxed) as usize;
-    if id >= MAX_RECORDS {
-        return None;
-    }
-    let slot = &DIR[id / CHUNK];
-    if slot.load(Ordering::Relaxed).is_null() {
-        let chunk = arena::alloc_zeroed(CHUNK * core::mem::size_of::<Record>(), 64);
-        if chunk.is_null() {
-            return None;
-        }
-        slot.store(chunk.cast(), Ordering::Release);
-    }
-    // SAFETY: entry `id` of the chunk is ours (LOCK held, `id == LEN`) and
-    // not yet visible to any reader.
-    unsafe {
-        slot.load(Ordering::Relaxed).add(id % CHUNK).write(Record {
+    let eq = |r: &Record| r.stack == stack && r.size == size;
+    TABLE.intern(hash(stack, size), eq, || {
+        Some(Record {
             stack,
             size,
             allocs: AtomicU64::new(0),
             frees: AtomicU64::new(0),
             alloc_weight: AtomicU64::new(0),
             free_weight: AtomicU64::new(0),
-        });
-    }
-    if !INDEX.insert_locked(h, id as u32) {
-        return None;
-    }
-    LEN.store(id as u32 + 1, Ordering::Release);
-    Some(id as u32)
+        })
+    })
 }
 
 /// The stack and object size of a record.
@@ -131,8 +89,7 @@ pub(crate) fn on_free(id: RecordId, weight: u64) {
 /// Reads every record. Frees are read before allocs, so each record's
 /// counts satisfy the invariants even while other threads run.
 pub(crate) fn for_each(mut f: impl FnMut(Counts)) {
-    let n = LEN.load(Ordering::Acquire);
-    for id in 0..n {
+    for id in 0..TABLE.len() as u32 {
         let r = get(id);
         let frees = r.frees.load(Ordering::Acquire);
         let free_weight = r.free_weight.load(Ordering::Relaxed);
@@ -159,9 +116,9 @@ pub(crate) fn dropped() -> u64 {
 }
 
 pub(crate) fn lock_for_fork() {
-    LOCK.raw_lock();
+    TABLE.lock_for_fork();
 }
 
 pub(crate) fn unlock_after_fork() {
-    LOCK.raw_unlock();
+    TABLE.unlock_after_fork();
 }

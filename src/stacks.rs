@@ -1,7 +1,7 @@
 //! The stack table: deduplicates captured stacks into `StackId`s.
 //!
 //! Thread safety: `intern` looks up without a lock (the common case: the
-//! stack was seen before) and takes `LOCK` only to add a new stack. `get`
+//! stack was seen before) and locks only to add a new stack (`sys::table`). `get`
 //! never locks.
 //!
 //! Invariants: ids are dense, `0..len`; an entry never changes after it is
@@ -11,19 +11,16 @@
 //! counts a dropped sample.
 
 use crate::sys::arena;
-use crate::sys::index::Index;
-use crate::sys::lock::SpinLock;
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use crate::sys::table::Table;
 
 pub(crate) type StackId = u32;
 
-const CHUNK: usize = 4096;
-const CHUNKS: usize = 256;
 /// At most this many distinct stacks (1 Mi).
-pub(crate) const MAX_STACKS: usize = CHUNK * CHUNKS;
+const CHUNKS: usize = 256;
 
 #[derive(Clone, Copy)]
 struct Entry {
+    /// `len` frames in the arena, never changed or freed.
     frames: *const usize,
     /// The stack's full 64-bit hash: equal hashes (and lengths) are taken
     /// as equal stacks, so a lookup never compares frames. Two distinct
@@ -34,12 +31,10 @@ struct Entry {
     truncated: bool,
 }
 
-#[allow(clippy::declare_interior_mutable_const)]
-const NO_CHUNK: AtomicPtr<Entry> = AtomicPtr::new(core::ptr::null_mut());
-static DIR: [AtomicPtr<Entry>; CHUNKS] = [NO_CHUNK; CHUNKS];
-static LEN: AtomicU32 = AtomicU32::new(0);
-static INDEX: Index = Index::new();
-static LOCK: SpinLock = SpinLock::new();
+// SAFETY: `frames` points to immutable arena memory that lives forever.
+unsafe impl Sync for Entry {}
+
+static TABLE: Table<Entry, CHUNKS> = Table::new();
 
 /// 64-bit hash of a stack: one multiply-rotate per frame.
 fn hash(frames: &[usize], truncated: bool) -> u64 {
@@ -48,13 +43,6 @@ fn hash(frames: &[usize], truncated: bool) -> u64 {
         h = (h.rotate_left(23) ^ f as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
     h ^ (h >> 29)
-}
-
-fn entry(id: StackId) -> Entry {
-    let chunk = DIR[id as usize / CHUNK].load(Ordering::Acquire);
-    // SAFETY: `id` was published by `intern` after its chunk pointer and
-    // entry were written; chunks are never freed.
-    unsafe { *chunk.add(id as usize % CHUNK) }
 }
 
 fn frames_of(e: &Entry) -> &'static [usize] {
@@ -66,70 +54,41 @@ fn frames_of(e: &Entry) -> &'static [usize] {
 /// The id of this stack, adding it if new. `None` when the table is full.
 pub(crate) fn intern(frames: &[usize], truncated: bool) -> Option<StackId> {
     let h64 = hash(frames, truncated);
-    let h = (h64 ^ (h64 >> 32)) as u32;
-    let eq = |id: u32| {
-        let e = entry(id);
-        e.hash == h64 && e.len as usize == frames.len() && e.truncated == truncated
-    };
-    if let Some(id) = INDEX.lookup(h, eq) {
-        return Some(id);
-    }
-    let _g = LOCK.lock();
-    if let Some(id) = INDEX.lookup(h, eq) {
-        return Some(id);
-    }
-    let id = LEN.load(Ordering::Relaxed) as usize;
-    if id >= MAX_STACKS {
-        return None;
-    }
-    let slot = &DIR[id / CHUNK];
-    if slot.load(Ordering::Relaxed).is_null() {
-        let chunk = arena::alloc_zeroed(CHUNK * core::mem::size_of::<Entry>(), 8);
-        if chunk.is_null() {
+    let eq =
+        |e: &Entry| e.hash == h64 && e.len as usize == frames.len() && e.truncated == truncated;
+    TABLE.intern((h64 ^ (h64 >> 32)) as u32, eq, || {
+        let copy = arena::alloc_zeroed(core::mem::size_of_val(frames).max(8), 8).cast::<usize>();
+        if copy.is_null() {
             return None;
         }
-        slot.store(chunk.cast(), Ordering::Release);
-    }
-    let copy = arena::alloc_zeroed(core::mem::size_of_val(frames).max(8), 8).cast::<usize>();
-    if copy.is_null() {
-        return None;
-    }
-    // SAFETY: `copy` has room for `frames.len()` words; the chunk slot `id`
-    // is ours (we hold LOCK and `id == LEN`), not yet visible to readers.
-    unsafe {
-        core::ptr::copy_nonoverlapping(frames.as_ptr(), copy, frames.len());
-        let e = Entry {
+        // SAFETY: `copy` has room for `frames.len()` words and is ours.
+        unsafe { core::ptr::copy_nonoverlapping(frames.as_ptr(), copy, frames.len()) };
+        Some(Entry {
             frames: copy,
             hash: h64,
             len: frames.len() as u32,
             truncated,
-        };
-        slot.load(Ordering::Relaxed).add(id % CHUNK).write(e);
-    }
-    if !INDEX.insert_locked(h, id as u32) {
-        return None;
-    }
-    LEN.store(id as u32 + 1, Ordering::Release);
-    Some(id as u32)
+        })
+    })
 }
 
 /// The frames of a stack and whether it was truncated.
 pub(crate) fn get(id: StackId) -> (&'static [usize], bool) {
-    let e = entry(id);
-    (frames_of(&e), e.truncated)
+    let e = TABLE.get(id);
+    (frames_of(e), e.truncated)
 }
 
 /// Number of distinct stacks so far.
 pub(crate) fn count() -> usize {
-    LEN.load(Ordering::Acquire) as usize
+    TABLE.len()
 }
 
 pub(crate) fn lock_for_fork() {
-    LOCK.raw_lock();
+    TABLE.lock_for_fork();
 }
 
 pub(crate) fn unlock_after_fork() {
-    LOCK.raw_unlock();
+    TABLE.unlock_after_fork();
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! | `lock` | a spin lock that is safe to hold across `fork` (see `fork`) |
 //! | `arena` | bounded bump memory for the profiler's own tables; null when full |
 //! | `index` | a hash index from 32-bit hashes to ids with lock-free lookups |
+//! | `table` | append-only tables with lock-free lookups (stacks, records) |
 //! | `region` | the reserved address range that serves sampled blocks, and its per-block metadata |
 //! | `frames` | a frame-pointer walk that never reads outside the thread's stack |
 //! | `fork` | `pthread_atfork` handlers that take every profiler lock around `fork()` |
@@ -22,3 +23,4 @@ pub(crate) mod index;
 pub(crate) mod lock;
 pub(crate) mod os;
 pub(crate) mod region;
+pub(crate) mod table;
