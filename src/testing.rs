@@ -427,9 +427,8 @@ pub fn assert_no_alloc<R>(f: impl FnOnce() -> R) -> R {
     let value = f();
     let (stats, profile, first) = active.finish_with_first();
     if stats.allocs + stats.reallocs > 0 {
-        let msg = without_sampling(|| {
-            let path = write_scope_profile(&profile, "no-alloc");
-            let mut msg = format!(
+        let msg = failure_message(&profile, "no-alloc", false, || {
+            format!(
                 "assert_no_alloc: the closure made {} allocations and {} reallocations ({} bytes); first at {}",
                 stats.allocs,
                 stats.reallocs,
@@ -437,13 +436,7 @@ pub fn assert_no_alloc<R>(f: impl FnOnce() -> R) -> R {
                 first
                     .map(|id| site_of(&crate::symbolize::frames_of(crate::stacks::get(id).0)))
                     .unwrap_or_else(|| "?".to_string())
-            );
-            for line in top_lines(&profile, false, 5) {
-                msg.push_str("\n  ");
-                msg.push_str(&line);
-            }
-            msg.push_str(&path_note(path));
-            msg
+            )
         });
         drop(value);
         panic!("{msg}");
@@ -466,18 +459,11 @@ pub fn assert_no_leaks<R>(f: impl FnOnce() -> R) -> R {
     let value = f();
     let (stats, profile) = active.finish();
     if stats.live_blocks > 0 {
-        let msg = without_sampling(|| {
-            let path = write_scope_profile(&profile, "leaks");
-            let mut msg = format!(
+        let msg = failure_message(&profile, "leaks", true, || {
+            format!(
                 "assert_no_leaks: {} blocks ({} bytes) allocated in the closure are still live",
                 stats.live_blocks, stats.live_bytes
-            );
-            for line in top_lines(&profile, true, 5) {
-                msg.push_str("\n  ");
-                msg.push_str(&line);
-            }
-            msg.push_str(&path_note(path));
-            msg
+            )
         });
         drop(value);
         panic!("{msg}");
@@ -567,6 +553,27 @@ fn write_scope_profile(profile: &HeapProfile, what: &str) -> Option<PathBuf> {
             None
         }
     }
+}
+
+/// An assertion's panic message: `headline`, the top sites (live blocks
+/// or all allocations), and the path of the scope's profile, written as
+/// `<thread>.<what>.pb.gz`.
+fn failure_message(
+    profile: &HeapProfile,
+    what: &str,
+    live: bool,
+    headline: impl FnOnce() -> String,
+) -> String {
+    without_sampling(|| {
+        let path = write_scope_profile(profile, what);
+        let mut msg = headline();
+        for line in top_lines(profile, live, 5) {
+            msg.push_str("\n  ");
+            msg.push_str(&line);
+        }
+        msg.push_str(&path_note(path));
+        msg
+    })
 }
 
 fn path_note(path: Option<PathBuf>) -> String {
