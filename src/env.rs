@@ -5,7 +5,7 @@
 //! allocation). A bad value (`abc`, `-5`, overflow, empty) prints one
 //! warning and keeps the default.
 //!
-//! `MEMPROF_UNWIND=fp|libgcc`: the stack unwinder (see `Unwinder`).
+//! `MEMPROF_UNWIND=fp|dwarf|libgcc`: the stack unwinder (see `Unwinder`).
 //!
 //! `MEMPROFILE=path`: the heap profile (pprof, gzip) is written there when
 //! the process exits normally (`exit`, or returning from `main`; not on
@@ -57,9 +57,10 @@ fn init_slow() {
     if let Some(value) = getenv(c"MEMPROF_UNWIND") {
         match value.trim_ascii() {
             b"fp" => stack::set_unwinder(Unwinder::FramePointers),
-            b"libgcc" | b"dwarf" => stack::set_unwinder(Unwinder::Libgcc),
+            b"dwarf" => stack::set_unwinder(Unwinder::Dwarf),
+            b"libgcc" => stack::set_unwinder(Unwinder::Libgcc),
             _ => os::write_stderr(
-                b"memprof: ignoring MEMPROF_UNWIND: expected fp or libgcc (dwarf); keeping the default\n",
+                b"memprof: ignoring MEMPROF_UNWIND: expected fp, dwarf or libgcc; keeping the default\n",
             ),
         }
     }

@@ -65,7 +65,7 @@
 //! | variable | meaning |
 //! |---|---|
 //! | `MEMPROFILERATE=N` | mean bytes between samples; `0` off, `1` every allocation |
-//! | `MEMPROF_UNWIND=fp\|libgcc` | the stack unwinder ([`Unwinder`]); the default is `fp` on builds with frame pointers |
+//! | `MEMPROF_UNWIND=fp\|dwarf\|libgcc` | the stack unwinder ([`Unwinder`]); the default is `fp` on builds with frame pointers, `dwarf` otherwise |
 //! | `MEMPROFILE=path` | write the heap profile there at normal exit, like `go test -memprofile`; `{pid}` and `{bin}` are replaced |
 //!
 //! # Formats
@@ -131,8 +131,8 @@ pub fn set_rate(bytes: usize) {
 }
 
 /// Chooses the stack unwinder for samples taken from now on (see
-/// [`Unwinder`] for the default and the trade-off). `MEMPROF_UNWIND=fp` or
-/// `MEMPROF_UNWIND=libgcc` does the same from the environment.
+/// [`Unwinder`] for the default and the trade-off). `MEMPROF_UNWIND=fp`,
+/// `dwarf` or `libgcc` does the same from the environment.
 ///
 /// ```
 /// memprof::set_unwinder(memprof::Unwinder::Libgcc);
@@ -227,5 +227,18 @@ pub mod __private {
     /// Bytes mapped for the profiler's tables.
     pub fn table_bytes() -> usize {
         crate::sys::arena::mapped_bytes()
+    }
+
+    /// Empties the DWARF unwinder's rule cache (to measure first-use cost).
+    pub fn flush_unwind_cache() {
+        crate::sys::dwarf::flush();
+    }
+
+    /// Rules in the DWARF unwinder's cache, and the cache's size in bytes.
+    pub fn unwind_cache_usage() -> (usize, usize) {
+        (
+            crate::sys::dwarf::cached_rules(),
+            crate::sys::dwarf::CACHE_BYTES,
+        )
     }
 }

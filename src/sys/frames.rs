@@ -22,7 +22,7 @@ thread_local! {
 }
 
 /// The calling thread's stack bounds, or `None` if they cannot be read.
-fn stack_bounds() -> Option<(usize, usize)> {
+pub(crate) fn stack_bounds() -> Option<(usize, usize)> {
     let cached = BOUNDS.try_with(Cell::get).ok()?;
     if cached.1 != 0 {
         return Some(cached);

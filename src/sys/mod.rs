@@ -14,9 +14,13 @@
 //! | `table` | append-only tables with lock-free lookups (stacks, records) |
 //! | `region` | the reserved address range that serves sampled blocks, and its per-block metadata |
 //! | `frames` | a frame-pointer walk that never reads outside the thread's stack |
+//! | `cfi` | the unwind rule of a code address, read from its module's `.eh_frame` |
+//! | `dwarf` | a stack walk by cached CFI rules, bounded like `frames` |
 //! | `fork` | `pthread_atfork` handlers that take every profiler lock around `fork()` |
 
 pub(crate) mod arena;
+pub(crate) mod cfi;
+pub(crate) mod dwarf;
 pub(crate) mod fork;
 pub(crate) mod frames;
 pub(crate) mod index;
