@@ -205,7 +205,7 @@ fn pack<S: UnwindContextStorage<usize>>(row: &UnwindTableRow<usize, S>) -> Rule 
         }
         _ => return Rule::COMPLEX,
     };
-    if offset > MAX_OFFSET || offset < 8 {
+    if !(8..=MAX_OFFSET).contains(&offset) {
         return Rule::COMPLEX;
     }
     let slot = match row.register(X86_64::RBP) {
