@@ -1,19 +1,51 @@
 //! Builds the C helpers of the tests:
 //! - `c/nofp.c` (tests/unwind.rs): code without frame pointers that calls
 //!   back into Rust, linked into the test binaries;
+//! - `c/nocfi.c` (tests/unwind_dwarf.rs): code with no unwind information
+//!   at all that calls back into Rust;
 //! - `c/slow_reserve.c` (tests/fork.rs): an `LD_PRELOAD` shim that slows
 //!   memprof's region reservation down, built as a shared library whose
-//!   path the tests get as `SLOW_RESERVE_SO`.
+//!   path the tests get as `SLOW_RESERVE_SO`;
+//! - `rust/dylib.rs` (tests/unwind_dwarf.rs): a Rust cdylib for `dlopen`,
+//!   built with this build's rustflags and optimization level, whose path
+//!   the tests get as `MEMPROF_TEST_DYLIB`.
 use std::path::PathBuf;
+use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=c/nofp.c");
     println!("cargo:rerun-if-changed=c/slow_reserve.c");
+    println!("cargo:rerun-if-changed=c/nocfi.c");
+    println!("cargo:rerun-if-changed=rust/dylib.rs");
     cc::Build::new()
         .file("c/nofp.c")
         .opt_level(2)
         .flag("-fomit-frame-pointer")
         .compile("nofp");
+
+    cc::Build::new()
+        .file("c/nocfi.c")
+        .opt_level(2)
+        .flag("-fno-asynchronous-unwind-tables")
+        .flag("-fno-unwind-tables")
+        .compile("nocfi");
+
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let dylib = out.join("libmemprof_test_dylib.so");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let opt = std::env::var("OPT_LEVEL").unwrap_or_else(|_| "0".into());
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let status = Command::new(rustc)
+        .args(["--crate-type", "cdylib", "--edition", "2021", "-g"])
+        .arg(format!("-Copt-level={opt}"))
+        .args(flags.split('\x1f').filter(|f| !f.is_empty()))
+        .arg("-o")
+        .arg(&dylib)
+        .arg("rust/dylib.rs")
+        .status()
+        .expect("run rustc for rust/dylib.rs");
+    assert!(status.success(), "building rust/dylib.rs failed");
+    println!("cargo:rustc-env=MEMPROF_TEST_DYLIB={}", dylib.display());
 
     let so = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("libslow_reserve.so");
     let status = cc::Build::new()
