@@ -3,6 +3,8 @@
 //!   back into Rust, linked into the test binaries;
 //! - `c/nocfi.c` (tests/unwind_dwarf.rs): code with no unwind information
 //!   at all that calls back into Rust;
+//! - `c/cfaexpr.S` (tests/unwind_dwarf.rs): a frame whose CFA is a DWARF
+//!   expression, calling back into Rust (x86-64 only);
 //! - `c/slow_reserve.c` (tests/fork.rs): an `LD_PRELOAD` shim that slows
 //!   memprof's region reservation down, built as a shared library whose
 //!   path the tests get as `SLOW_RESERVE_SO`;
@@ -16,6 +18,7 @@ fn main() {
     println!("cargo:rerun-if-changed=c/nofp.c");
     println!("cargo:rerun-if-changed=c/slow_reserve.c");
     println!("cargo:rerun-if-changed=c/nocfi.c");
+    println!("cargo:rerun-if-changed=c/cfaexpr.S");
     println!("cargo:rerun-if-changed=rust/dylib.rs");
     cc::Build::new()
         .file("c/nofp.c")
@@ -29,6 +32,9 @@ fn main() {
         .flag("-fno-asynchronous-unwind-tables")
         .flag("-fno-unwind-tables")
         .compile("nocfi");
+    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64") {
+        cc::Build::new().file("c/cfaexpr.S").compile("cfaexpr");
+    }
 
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let dylib = out.join("libmemprof_test_dylib.so");

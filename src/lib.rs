@@ -241,4 +241,10 @@ pub mod __private {
             crate::sys::dwarf::CACHE_BYTES,
         )
     }
+
+    /// The DWARF unwinder's cache misses (rules read from CFI) and walks
+    /// it handed to libgcc, since the start.
+    pub fn unwind_counts() -> (u64, u64) {
+        crate::sys::dwarf::counts()
+    }
 }

@@ -176,6 +176,7 @@ extern "C" fn capture_in_callback(x: u64) {
 extern "C" {
     fn memprof_test_nofp_call(f: extern "C" fn(u64), n: u64) -> u64;
     fn memprof_test_nocfi_call(f: extern "C" fn(u64), n: u64) -> u64;
+    fn memprof_test_cfaexpr_call(f: extern "C" fn(u64), n: u64) -> u64;
 }
 
 #[test]
@@ -211,6 +212,27 @@ fn dladdr(addr: usize) -> Option<(String, Option<String>)> {
         })
     };
     Some((text(info.dli_fname)?, text(info.dli_sname)))
+}
+
+#[test]
+fn a_frame_with_a_cfa_expression_goes_to_libgcc_with_the_same_result() {
+    setup();
+    let before = memprof::__private::unwind_counts().1;
+    // SAFETY: the assembly function only calls the callback.
+    unsafe { memprof_test_cfaexpr_call(capture_in_callback, 10) };
+    let p = FROM_CALLBACK.lock().unwrap().take().unwrap();
+    assert_same_call_sites(
+        &p,
+        &[
+            "capture_in_callback",
+            "memprof_test_cfaexpr_call",
+            "a_frame_with_a_cfa_expression_goes_to_libgcc",
+        ],
+    );
+    assert!(
+        memprof::__private::unwind_counts().1 > before,
+        "handed to libgcc"
+    );
 }
 
 type DylibCall = extern "C" fn(extern "C" fn(u64), u64) -> u64;

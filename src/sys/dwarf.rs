@@ -37,6 +37,9 @@ pub(crate) const CACHE_BYTES: usize = SLOTS * 8;
 static CACHE: AtomicPtr<AtomicU64> = AtomicPtr::new(ptr::null_mut());
 /// `dlpi_adds + dlpi_subs` when the cache was last known valid.
 static MODULES_EPOCH: AtomicU64 = AtomicU64::new(0);
+/// Rules read from CFI (cache misses), and walks handed to libgcc.
+static MISSES: AtomicU64 = AtomicU64::new(0);
+static FALLBACKS: AtomicU64 = AtomicU64::new(0);
 
 /// How a walk ended.
 pub(crate) enum Walk {
@@ -92,10 +95,12 @@ fn rule(cache: Option<&[AtomicU64; SLOTS]>, pc: usize) -> Rule {
         if (e >> 32) as u32 == tag && e as u32 != 0 {
             return Rule(e as u32);
         }
+        MISSES.fetch_add(1, Ordering::Relaxed);
         let r = cfi::rule_for(pc - 1);
         cache[slot].store(u64::from(tag) << 32 | u64::from(r.0), Ordering::Relaxed);
         return r;
     }
+    MISSES.fetch_add(1, Ordering::Relaxed);
     cfi::rule_for(pc.wrapping_sub(1))
 }
 
@@ -131,6 +136,15 @@ pub(crate) fn flush() {
             e.store(0, Ordering::Relaxed);
         }
     }
+}
+
+/// `(misses, fallbacks)`: rules read from CFI so far, and walks that met a
+/// frame only libgcc can unwind.
+pub(crate) fn counts() -> (u64, u64) {
+    (
+        MISSES.load(Ordering::Relaxed),
+        FALLBACKS.load(Ordering::Relaxed),
+    )
 }
 
 /// Slots in use, for reporting cache memory.
@@ -199,7 +213,10 @@ pub(crate) fn walk(out: &mut [MaybeUninit<usize>]) -> Walk {
                     truncated: true,
                 }
             }
-            _ => return Walk::Fallback,
+            _ => {
+                FALLBACKS.fetch_add(1, Ordering::Relaxed);
+                return Walk::Fallback;
+            }
         };
         let cfa = base.wrapping_add(r.offset());
         // The caller's frame is above ours, and the slots read below the
