@@ -54,7 +54,7 @@ trap 'rm -rf "$tmp"' EXIT
 irefs() {
   local exe=$1 ops=$2 expect=$3
   shift 3
-  if ! env -u MEMPROFILERATE -u MEMPROFILE -u _RJEM_MALLOC_CONF -u MALLOC_CONF "$@" \
+  if ! env -u MEMPROFILERATE -u MEMPROFILE -u MEMPROF_UNWIND -u _RJEM_MALLOC_CONF -u MALLOC_CONF "$@" \
     valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
     "$exe" --variant-run "$WORKLOAD" 1 "$ops" "$DEPTH" >"$tmp/out" 2>"$tmp/err"; then
     echo "valgrind failed on $exe ($*):" >&2

@@ -11,7 +11,8 @@
 // Args: `--variant-run <small|mixed> <threads> <ops per thread> [depth]`
 // (depth defaults to `CHURN_DEPTH`, else 0). Prints `ns_per_op
 // peak_rss_kib` on stdout; a variant may also print lines starting with
-// `info:` (read by the driver, e.g. to check jemalloc's options).
+// `info:` (read by the driver, e.g. to check jemalloc's options), before
+// the clock starts or after the result line (see `main_with`).
 
 #[allow(dead_code)]
 mod churn {
@@ -97,6 +98,19 @@ mod churn {
                     .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
             })
             .unwrap_or(0)
+    }
+
+    /// Allocations the run will make: threads × ops per thread, from the
+    /// `--variant-run` args (0 when not called as a variant). A variant
+    /// that records every allocation compares its own count to this.
+    pub(crate) fn allocations() -> u64 {
+        let args: Vec<String> = std::env::args().collect();
+        if args.get(1).map(String::as_str) != Some("--variant-run") {
+            return 0;
+        }
+        let threads: u64 = args[3].parse().unwrap();
+        let ops: u64 = args[4].parse().unwrap();
+        threads * ops
     }
 
     /// Runs the workload when called as a variant (see the args above);
