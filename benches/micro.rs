@@ -15,12 +15,17 @@
 //!   every address, is timed once with `Instant` before criterion starts
 //!   and printed (`profile_write: first write ...`); criterion times the
 //!   repeats.
-//! - `stack_capture` (per unwinder, depths 10/30/100): one stack captured
-//!   by the frame-pointer walk and by libgcc.
+//! - `stack_capture` (per unwinder, depths 5/40/128): one stack captured
+//!   by the frame-pointer walk, by the cached DWARF unwinder (warm cache)
+//!   and by libgcc, with the frames each one captured printed first; then
+//!   `dwarf cold`: the DWARF unwinder with its rule cache emptied before
+//!   each capture (outside the timing), the first-use cost. Prints the
+//!   rule cache's use after the warm runs (`unwind_cache_usage`).
 //!
 //! ```sh
 //! cargo bench --bench micro                    # everything, ~4 minutes
 //! cargo bench --bench micro -- alloc_free/     # one group (criterion filter)
+//! cargo bench --bench micro -- stack_capture --warm-up-time 1 --measurement-time 2
 //! ```
 //!
 //! Never a test: nothing here fails because the machine is slow.
@@ -252,19 +257,48 @@ fn ms(d: Duration) -> f64 {
 }
 
 // ---------------------------------------------------------------------------
-// stack_capture: ns per captured stack, per unwinder, at depths 10/30/100,
+// stack_capture: ns per captured stack, per unwinder, at depths 5/40/128,
 // through `memprof::__private::capture_stack_with` (what the sampler runs).
 // The depth is below the benchmark's own frames (criterion adds ~10 more).
 // ---------------------------------------------------------------------------
+
+const UNWINDERS: [(&str, memprof::Unwinder); 3] = [
+    ("fp", memprof::Unwinder::FramePointers),
+    ("dwarf", memprof::Unwinder::Dwarf),
+    ("libgcc", memprof::Unwinder::Libgcc),
+];
+
+const CAPTURE_DEPTHS: [usize; 3] = [5, 40, 128];
+
+/// Frames each unwinder captures at each depth, printed once so the times
+/// can be read per frame (and a short walk shows).
+fn print_capture_sizes() {
+    for depth in CAPTURE_DEPTHS {
+        nested(depth, &mut || {
+            let sizes: Vec<String> = UNWINDERS
+                .iter()
+                .map(|&(name, unwinder)| {
+                    let mut buf = [0usize; 256];
+                    let (n, truncated) = memprof::__private::capture_stack_with(unwinder, &mut buf);
+                    let cut = if truncated { " (truncated)" } else { "" };
+                    format!("{name} {n}{cut}")
+                })
+                .collect();
+            println!(
+                "stack_capture: depth {depth}: frames captured: {}",
+                sizes.join(", ")
+            );
+        });
+    }
+}
+
 fn stack_capture(c: &mut Criterion) {
+    print_capture_sizes();
     let mut g = c.benchmark_group("stack_capture");
     g.warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(2));
-    for depth in [10usize, 30, 100] {
-        for (name, unwinder) in [
-            ("fp", memprof::Unwinder::FramePointers),
-            ("libgcc", memprof::Unwinder::Libgcc),
-        ] {
+    for depth in CAPTURE_DEPTHS {
+        for (name, unwinder) in UNWINDERS {
             g.bench_with_input(BenchmarkId::new(name, depth), &depth, |b, &d| {
                 nested(d, &mut || {
                     let mut buf = [0usize; 256];
@@ -274,6 +308,38 @@ fn stack_capture(c: &mut Criterion) {
                 });
             });
         }
+    }
+    // What the warm DWARF captures above left in the rule cache.
+    let (rules, bytes) = memprof::__private::unwind_cache_usage();
+    println!(
+        "stack_capture: DWARF unwind cache after the warm runs: {rules} rules cached, \
+         {:.1} KiB cache",
+        bytes as f64 / 1024.0
+    );
+    // Cold: the rule cache is emptied before each capture (outside the
+    // timing), so every return address is looked up in .eh_frame again:
+    // the first-use cost. `nested` repeats one return address, so this is
+    // the cost of the stack's distinct addresses (criterion's and main's
+    // frames, and nested's one), not of every frame.
+    for depth in CAPTURE_DEPTHS {
+        g.bench_with_input(BenchmarkId::new("dwarf cold", depth), &depth, |b, &d| {
+            nested(d, &mut || {
+                let mut buf = [0usize; 256];
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        memprof::__private::flush_unwind_cache();
+                        let t = Instant::now();
+                        black_box(memprof::__private::capture_stack_with(
+                            memprof::Unwinder::Dwarf,
+                            &mut buf,
+                        ));
+                        total += t.elapsed();
+                    }
+                    total
+                });
+            });
+        });
     }
     g.finish();
 }
