@@ -76,32 +76,42 @@ fn cache() -> Option<&'static [AtomicU64; SLOTS]> {
     Some(unsafe { &*p.cast::<[AtomicU64; SLOTS]>() })
 }
 
-/// Slot and tag of a code address below 2^48; the tag is the address's
-/// high bits and the slot mixes them into the low 16, so `(slot, tag)`
-/// names exactly one address.
+/// Slot and tag of a code address below 2^48: the tag is the address's
+/// bits above 16, and the slot folds the tag's low bits into the address's
+/// low 16 (two cheap ops on the walk's critical path, where a multiply
+/// would add latency to every frame), so `(slot, tag)` names exactly one
+/// address. Return addresses of one module differ in their low bits, and
+/// modules are far apart in the high ones, so the fold spreads both.
 #[inline(always)]
 fn slot_and_tag(pc: usize) -> (usize, u32) {
-    let tag = (pc >> SLOTS_LOG2) as u64;
-    let mix = (tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOTS_LOG2)) as usize;
-    ((pc ^ mix) & (SLOTS - 1), tag as u32)
+    let tag = pc >> SLOTS_LOG2;
+    ((pc ^ tag ^ (tag >> SLOTS_LOG2)) & (SLOTS - 1), tag as u32)
 }
 
+/// The rule for the return address `pc`: a cache hit is one load and a
+/// compare; a miss reads the CFI (`cfi::rule_for`, out of line).
 #[inline(always)]
-fn rule(cache: Option<&[AtomicU64; SLOTS]>, pc: usize) -> Rule {
-    let cacheable = pc >> 48 == 0 && pc >> SLOTS_LOG2 != 0;
-    if let (Some(cache), true) = (cache, cacheable) {
-        let (slot, tag) = slot_and_tag(pc);
-        let e = cache[slot].load(Ordering::Relaxed);
-        if (e >> 32) as u32 == tag && e as u32 != 0 {
-            return Rule(e as u32);
-        }
-        MISSES.fetch_add(1, Ordering::Relaxed);
-        let r = cfi::rule_for(pc - 1);
-        cache[slot].store(u64::from(tag) << 32 | u64::from(r.0), Ordering::Relaxed);
-        return r;
+fn rule(cache: &[AtomicU64; SLOTS], pc: usize) -> Rule {
+    let (slot, _) = slot_and_tag(pc);
+    let e = cache[slot].load(Ordering::Relaxed);
+    // Addresses at or above 2^48 have a wider tag than fits and always
+    // miss; empty slots are 0 and hold no rule.
+    if e >> 32 == (pc >> SLOTS_LOG2) as u64 && e as u32 != 0 {
+        return Rule(e as u32);
     }
+    miss(cache, pc)
+}
+
+#[cold]
+#[inline(never)]
+fn miss(cache: &[AtomicU64; SLOTS], pc: usize) -> Rule {
     MISSES.fetch_add(1, Ordering::Relaxed);
-    cfi::rule_for(pc.wrapping_sub(1))
+    let r = cfi::rule_for(pc.wrapping_sub(1));
+    if pc >> 48 == 0 && pc >> SLOTS_LOG2 != 0 {
+        let (slot, tag) = slot_and_tag(pc);
+        cache[slot].store(u64::from(tag) << 32 | u64::from(r.0), Ordering::Relaxed);
+    }
+    r
 }
 
 /// Empties the cache if a module was loaded or unloaded since it was
@@ -126,6 +136,25 @@ fn check_modules(cache: &[AtomicU64; SLOTS]) {
             e.store(0, Ordering::Relaxed);
         }
         MODULES_EPOCH.store(epoch, Ordering::Relaxed);
+    }
+}
+
+/// How a walk ends at a frame that is not unwound by rsp or rbp.
+#[cold]
+fn end_of_walk(kind: u32, frames: usize) -> Walk {
+    match kind {
+        cfi::KIND_END => Walk::Done {
+            frames,
+            truncated: false,
+        },
+        cfi::KIND_NO_CFI => Walk::Done {
+            frames,
+            truncated: true,
+        },
+        _ => {
+            FALLBACKS.fetch_add(1, Ordering::Relaxed);
+            Walk::Fallback
+        }
     }
 }
 
@@ -188,40 +217,30 @@ pub(crate) fn walk(out: &mut [MaybeUninit<usize>]) -> Walk {
         return Walk::Fallback;
     };
     let (mut pc, mut sp, mut bp) = registers();
-    if sp < lo || sp >= hi {
+    if sp < lo || sp >= hi || sp % 8 != 0 {
         return Walk::Fallback;
     }
-    let cache = cache();
-    if let Some(c) = cache {
-        check_modules(c);
-    }
+    // Without its cache (the arena is full) this unwinder is no faster
+    // than libgcc.
+    let Some(cache) = cache() else {
+        return Walk::Fallback;
+    };
+    check_modules(cache);
     let mut n = 0;
     loop {
         let r = rule(cache, pc);
-        let base = match r.kind() {
-            cfi::KIND_SP => sp,
-            cfi::KIND_BP => bp,
-            cfi::KIND_END => {
-                return Walk::Done {
-                    frames: n,
-                    truncated: false,
-                }
-            }
-            cfi::KIND_NO_CFI => {
-                return Walk::Done {
-                    frames: n,
-                    truncated: true,
-                }
-            }
-            _ => {
-                FALLBACKS.fetch_add(1, Ordering::Relaxed);
-                return Walk::Fallback;
-            }
+        let kind = r.kind();
+        let base = if kind == cfi::KIND_SP {
+            sp
+        } else if kind == cfi::KIND_BP {
+            bp
+        } else {
+            return end_of_walk(kind, n);
         };
         let cfa = base.wrapping_add(r.offset());
-        // The caller's frame is above ours, and the slots read below the
-        // CFA must be in the stack too.
-        if cfa <= sp || cfa > hi || cfa % 8 != 0 || cfa - 8 < lo {
+        // The caller's frame is above ours and inside the stack. As `sp`
+        // and `cfa` are 8-byte aligned, `cfa - 8 >= sp >= lo`.
+        if cfa <= sp || cfa > hi || cfa % 8 != 0 {
             return Walk::Done {
                 frames: n,
                 truncated: true,
@@ -240,7 +259,7 @@ pub(crate) fn walk(out: &mut [MaybeUninit<usize>]) -> Walk {
             // this thread's stack, mapped while we run on it.
             bp = unsafe { *(at as *const usize) };
         }
-        // SAFETY: `cfa - 8` is 8-byte aligned and in `[lo, hi)`, inside
+        // SAFETY: `cfa - 8` is 8-byte aligned and in `[sp, hi)`, inside
         // this thread's stack.
         let ret = unsafe { *((cfa - 8) as *const usize) };
         if ret == 0 {
