@@ -58,6 +58,17 @@
 //! - Sampled blocks are served from an address range memprof reserves, not
 //!   by the inner allocator (all blocks at rate 1). See `docs/design.md`.
 //!
+//! # Stacks
+//!
+//! Each sample records its call stack, at least 128 frames (a longer one is
+//! cut and marked with a `memprof::truncated` frame). memprof picks the
+//! unwinder itself ([`Unwinder`]): on a build with frame pointers
+//! (`RUSTFLAGS="-C force-frame-pointers=yes"`) it walks them, about 1 ns a
+//! frame; on an ordinary build it unwinds by the DWARF unwind information
+//! every build has, with each return address's rule cached after its first
+//! use, about 5 ns a frame. Either way recording every allocation
+//! (`MEMPROFILERATE=1`) stays a small multiple of the bare allocator.
+//!
 //! # Environment
 //!
 //! Read once, without allocating, at the first allocation:

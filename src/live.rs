@@ -28,7 +28,7 @@ pub(crate) fn alloc_sampled(layout: Layout, sample: Sample, zeroed: bool) -> *mu
     let _busy = Busy::enter();
     let mut cap = Captured::new();
     stack::capture(&mut cap);
-    let Some((stack, rec)) = stacks::intern(cap.as_slice(), cap.truncated)
+    let Some((stack, rec)) = stacks::intern(cap.as_slice(), cap.truncated, cap.hash)
         .and_then(|s| Some((s, records::intern(s, layout.size() as u64)?)))
     else {
         records::note_dropped();
@@ -97,7 +97,7 @@ pub(crate) unsafe fn resample_in_place(
     let _busy = Busy::enter();
     let mut cap = Captured::new();
     stack::capture(&mut cap);
-    let Some((stack, rec)) = stacks::intern(cap.as_slice(), cap.truncated)
+    let Some((stack, rec)) = stacks::intern(cap.as_slice(), cap.truncated, cap.hash)
         .and_then(|s| Some((s, records::intern(s, new_size as u64)?)))
     else {
         return false;

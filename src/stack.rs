@@ -24,6 +24,8 @@ pub(crate) struct Captured {
     pub(crate) len: usize,
     /// More frames existed than fit: the stack is cut, and marked so.
     pub(crate) truncated: bool,
+    /// The frames folded by `frames::fold`, computed during the walk.
+    pub(crate) hash: u64,
 }
 
 impl Captured {
@@ -32,6 +34,7 @@ impl Captured {
             frames: [const { MaybeUninit::uninit() }; MAX_FRAMES],
             len: 0,
             truncated: false,
+            hash: frames::HASH_START,
         }
     }
 
@@ -148,8 +151,9 @@ pub(crate) fn capture(out: &mut Captured) {
 pub(crate) fn capture_with(u: Unwinder, out: &mut Captured) {
     out.len = 0;
     out.truncated = false;
+    out.hash = frames::HASH_START;
     if u == Unwinder::FramePointers {
-        if let Some((n, truncated)) = frames::walk(&mut out.frames) {
+        if let Some((n, truncated)) = frames::walk(&mut out.frames, &mut out.hash) {
             out.len = n;
             out.truncated = truncated;
             return;
@@ -157,9 +161,15 @@ pub(crate) fn capture_with(u: Unwinder, out: &mut Captured) {
         // No known stack bounds (e.g. on a signal stack): fall back.
     }
     if u == Unwinder::Dwarf {
-        if let dwarf::Walk::Done { frames, truncated } = dwarf::walk(&mut out.frames) {
+        if let dwarf::Walk::Done {
+            frames,
+            truncated,
+            hash,
+        } = dwarf::walk(&mut out.frames)
+        {
             out.len = frames;
             out.truncated = truncated;
+            out.hash = hash;
             return;
         }
     }
@@ -181,6 +191,7 @@ fn capture_libgcc(out: &mut Captured) {
                 return false;
             }
             out.frames[out.len].write(ip);
+            out.hash = frames::fold(out.hash, ip);
             out.len += 1;
             true
         });

@@ -36,13 +36,18 @@ unsafe impl Sync for Entry {}
 
 static TABLE: Table<Entry, CHUNKS> = Table::new();
 
-/// 64-bit hash of a stack: one multiply-rotate per frame.
-fn hash(frames: &[usize], truncated: bool) -> u64 {
-    let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ frames.len() as u64 ^ u64::from(truncated);
-    for &f in frames {
-        h = (h.rotate_left(23) ^ f as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
+/// 64-bit hash of a stack from its frames folded by `frames::fold` (the
+/// unwinders fold as they walk), its length and its truncation mark.
+fn finish(folded: u64, len: usize, truncated: bool) -> u64 {
+    let h = (folded ^ (len as u64) << 1 ^ u64::from(truncated)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     h ^ (h >> 29)
+}
+
+/// The hash of `frames` from scratch (for stacks not captured here).
+#[cfg(test)]
+fn fold_all(frames: &[usize]) -> u64 {
+    use crate::sys::frames::{fold, HASH_START};
+    frames.iter().fold(HASH_START, |h, &f| fold(h, f))
 }
 
 fn frames_of(e: &Entry) -> &'static [usize] {
@@ -52,8 +57,9 @@ fn frames_of(e: &Entry) -> &'static [usize] {
 }
 
 /// The id of this stack, adding it if new. `None` when the table is full.
-pub(crate) fn intern(frames: &[usize], truncated: bool) -> Option<StackId> {
-    let h64 = hash(frames, truncated);
+/// `folded` is `frames` folded by `frames::fold` (`Captured::hash`).
+pub(crate) fn intern(frames: &[usize], truncated: bool, folded: u64) -> Option<StackId> {
+    let h64 = finish(folded, frames.len(), truncated);
     let eq =
         |e: &Entry| e.hash == h64 && e.len as usize == frames.len() && e.truncated == truncated;
     TABLE.intern((h64 ^ (h64 >> 32)) as u32, eq, || {
@@ -99,11 +105,11 @@ mod tests {
     fn same_stack_same_id_and_distinct_stacks_differ() {
         let a = [0x1000usize, 0x2000, 0x3000];
         let b = [0x1000usize, 0x2000, 0x3001];
-        let ia = intern(&a, false).unwrap();
-        assert_eq!(intern(&a, false), Some(ia));
-        let ib = intern(&b, false).unwrap();
+        let ia = intern(&a, false, fold_all(&a)).unwrap();
+        assert_eq!(intern(&a, false, fold_all(&a)), Some(ia));
+        let ib = intern(&b, false, fold_all(&b)).unwrap();
         assert_ne!(ia, ib);
-        let it = intern(&a, true).unwrap();
+        let it = intern(&a, true, fold_all(&a)).unwrap();
         assert_ne!(ia, it);
         assert_eq!(get(ia), (&a[..], false));
         assert_eq!(get(it), (&a[..], true));

@@ -31,7 +31,7 @@ mod churn {
 
     fn size(rng: &mut Rng, mixed: bool) -> usize {
         let r = rng.next();
-        if mixed && r % 64 == 0 {
+        if mixed && r.is_multiple_of(64) {
             4096 + (r >> 8) as usize % (1 << 20)
         } else {
             16 + (r >> 8) as usize % 241

@@ -15,13 +15,16 @@
 //!
 //! Modules come and go: `dlopen` may map code where nothing was, `dlclose`
 //! may unmap code whose rules are cached and put other code there. Each
-//! capture reads the loader's load/unload counters (`dl_iterate_phdr`,
-//! ~9 ns uncontended) and empties the cache when they moved. Reads are
-//! bounded by the thread's stack whatever the cache says, so a stale rule
-//! could only give a wrong stack, never a bad read.
+//! thread reads the loader's load/unload counters (`dl_iterate_phdr`) at
+//! most once a millisecond, and the cache is emptied when they moved.
+//! Reads are bounded by the thread's stack whatever the cache says, so a
+//! stale rule (new code at the very return address of unloaded code,
+//! within that millisecond) could only give a wrong frame, never a bad
+//! read.
 
 use super::{arena, cfi, frames};
 use cfi::Rule;
+use core::cell::Cell;
 use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
@@ -45,7 +48,12 @@ static FALLBACKS: AtomicU64 = AtomicU64::new(0);
 pub(crate) enum Walk {
     /// `frames` return addresses written; `truncated` when the walk was
     /// cut (depth limit, code without CFI, a frame leaving the stack).
-    Done { frames: usize, truncated: bool },
+    Done {
+        frames: usize,
+        truncated: bool,
+        /// The frames folded by `frames::fold`.
+        hash: u64,
+    },
     /// A frame needs the full DWARF machinery, or the walk could not start
     /// (no stack bounds, or on another stack): use libgcc.
     Fallback,
@@ -114,8 +122,42 @@ fn miss(cache: &[AtomicU64; SLOTS], pc: usize) -> Rule {
     r
 }
 
+thread_local! {
+    /// When this thread last read the loader's counters (coarse
+    /// monotonic nanoseconds).
+    static CHECKED_AT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How often each thread reads the loader's counters.
+const CHECK_EVERY_NANOS: u64 = 1_000_000;
+
 /// Empties the cache if a module was loaded or unloaded since it was
-/// filled.
+/// filled. Reading the counters takes the loader's lock, which at rate 1
+/// on two threads made the lock's cache line bounce on every capture
+/// (15x bare `System` instead of 4x), so each thread reads them at most
+/// once a millisecond (`CLOCK_MONOTONIC_COARSE`, a vDSO read of a few ns).
+fn check_modules_now_and_then(cache: &[AtomicU64; SLOTS]) {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; the call has no other effects.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    let now = (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64;
+    let due = CHECKED_AT
+        .try_with(|c| {
+            let due = now.wrapping_sub(c.get()) >= CHECK_EVERY_NANOS;
+            if due {
+                c.set(now);
+            }
+            due
+        })
+        .unwrap_or(true);
+    if due {
+        check_modules(cache);
+    }
+}
+
 fn check_modules(cache: &[AtomicU64; SLOTS]) {
     unsafe extern "C" fn first(
         info: *mut libc::dl_phdr_info,
@@ -141,15 +183,17 @@ fn check_modules(cache: &[AtomicU64; SLOTS]) {
 
 /// How a walk ends at a frame that is not unwound by rsp or rbp.
 #[cold]
-fn end_of_walk(kind: u32, frames: usize) -> Walk {
+fn end_of_walk(kind: u32, frames: usize, hash: u64) -> Walk {
     match kind {
         cfi::KIND_END => Walk::Done {
             frames,
             truncated: false,
+            hash,
         },
         cfi::KIND_NO_CFI => Walk::Done {
             frames,
             truncated: true,
+            hash,
         },
         _ => {
             FALLBACKS.fetch_add(1, Ordering::Relaxed);
@@ -207,7 +251,7 @@ fn registers() -> (usize, usize, usize) {
 }
 
 /// Writes return addresses to the start of `out`, innermost first, starting
-/// with the caller of `walk`.
+/// with the caller of `walk`, folding them into a hash as it goes.
 #[inline(never)]
 pub(crate) fn walk(out: &mut [MaybeUninit<usize>]) -> Walk {
     if !SUPPORTED {
@@ -225,8 +269,9 @@ pub(crate) fn walk(out: &mut [MaybeUninit<usize>]) -> Walk {
     let Some(cache) = cache() else {
         return Walk::Fallback;
     };
-    check_modules(cache);
+    check_modules_now_and_then(cache);
     let mut n = 0;
+    let mut h = frames::HASH_START;
     loop {
         let r = rule(cache, pc);
         let kind = r.kind();
@@ -235,7 +280,7 @@ pub(crate) fn walk(out: &mut [MaybeUninit<usize>]) -> Walk {
         } else if kind == cfi::KIND_BP {
             bp
         } else {
-            return end_of_walk(kind, n);
+            return end_of_walk(kind, n, h);
         };
         let cfa = base.wrapping_add(r.offset());
         // The caller's frame is above ours and inside the stack. As `sp`
@@ -244,6 +289,7 @@ pub(crate) fn walk(out: &mut [MaybeUninit<usize>]) -> Walk {
             return Walk::Done {
                 frames: n,
                 truncated: true,
+                hash: h,
             };
         }
         let slot = r.rbp_slot();
@@ -253,6 +299,7 @@ pub(crate) fn walk(out: &mut [MaybeUninit<usize>]) -> Walk {
                 return Walk::Done {
                     frames: n,
                     truncated: true,
+                    hash: h,
                 };
             }
             // SAFETY: `at` is 8-byte aligned (cfa is) and in `[lo, hi)`,
@@ -266,15 +313,18 @@ pub(crate) fn walk(out: &mut [MaybeUninit<usize>]) -> Walk {
             return Walk::Done {
                 frames: n,
                 truncated: false,
+                hash: h,
             };
         }
         if n == out.len() {
             return Walk::Done {
                 frames: n,
                 truncated: true,
+                hash: h,
             };
         }
         out[n].write(ret);
+        h = frames::fold(h, ret);
         n += 1;
         sp = cfa;
         pc = ret;

@@ -686,7 +686,7 @@ mod tests {
         let mut prev = 0;
         for c in 0..NCLASSES {
             let s = class_size(c);
-            assert!(s > prev && s % 16 == 0, "class {c} size {s}");
+            assert!(s > prev && s.is_multiple_of(16), "class {c} size {s}");
             prev = s;
         }
         assert_eq!(class_size(NCLASSES - 1), SMALL_MAX);
