@@ -7,6 +7,7 @@
 //! CHURN_DEPTHS=0,40 cargo bench --bench churn   # depth 0, then 40 frames above each allocation
 //! CHURN_VARIANTS=sampled-default,jemalloc-prof cargo bench --bench churn   # a subset
 //! CHURN_BUILD=nofp CHURN_DEPTHS=0,40 cargo bench --bench churn   # variants built without frame pointers
+//! CHURN_DESCENT=op CHURN_DEPTHS=0,40 cargo bench --bench churn   # each op descends the depth
 //! ```
 //!
 //! `CHURN_BUILD` picks how the variant binaries are built: `fp` (the
@@ -454,6 +455,9 @@ fn run(
     for k in cleared {
         cmd.env_remove(k);
     }
+    if let Ok(d) = std::env::var("CHURN_DESCENT") {
+        cmd.env("CHURN_DESCENT", d);
+    }
     let out = cmd
         .envs(v.env.iter().copied())
         .output()
@@ -533,9 +537,16 @@ fn main() {
             .map(|(_, e)| e.clone())
             .expect("variant built")
     };
+    let descent = match std::env::var("CHURN_DESCENT").as_deref() {
+        Ok("op") => "every op descends the depth (the bare workload pays for the calls)",
+        Ok("batch") | Err(_) => {
+            "batches of 1024 ops at the depth (the bare workload costs as at depth 0)"
+        }
+        Ok(other) => panic!("CHURN_DESCENT: expected op or batch, got {other:?}"),
+    };
     println!(
         "churn: build {}; 16 Ki live slots, {ops} ops per thread, {rounds} interleaved rounds, \
-         depths {depths:?}\n",
+         depths {depths:?}; {descent}\n",
         build.describe()
     );
     let n = chosen.len();

@@ -6,7 +6,11 @@
 // 16..=256 B; `mixed` mostly small with 1 in 64 ops drawing 4 KiB..1 MiB.
 // With depth N > 0, every allocation and free is made N nested
 // `#[inline(never)]` frames below the churn loop (deep stacks for the
-// unwinders): the loop descends N frames and runs a batch of ops there.
+// unwinders): the loop descends N frames and runs a batch of ops there,
+// so the bare workload costs what it costs at depth 0. With
+// `CHURN_DESCENT=op` it descends N frames for every op instead, so the bare
+// workload pays for the calls too (as a program whose allocations sit
+// under deep, real call chains does).
 //
 // Args: `--variant-run <small|mixed> <threads> <ops per thread> [depth]`
 // (depth defaults to `CHURN_DEPTH`, else 0). Prints `ns_per_op
@@ -79,9 +83,11 @@ mod churn {
         } else {
             // Every allocation and free happens `depth` frames below this
             // loop (plus the closure's own frame).
+            let per_op = std::env::var("CHURN_DESCENT").is_ok_and(|v| v == "op");
+            let batch = if per_op { 1 } else { BATCH };
             let mut done = 0;
             while done < ops {
-                let k = (ops - done).min(BATCH);
+                let k = (ops - done).min(batch);
                 nested(depth, &mut || churn_ops(&mut rng, &mut live, k, mixed));
                 done += k;
             }
