@@ -16,16 +16,19 @@
 //! ```
 //!
 //! Nothing is committed up front: the range is reserved `PROT_NONE` and
-//! made writable as each class's bump pointer grows. Freed small slots go on
-//! a lock-free per-class free list (linked through the metadata, which is
-//! ours, so no read ever touches user memory). Freed large runs go on a
+//! made writable as each class's bump pointer grows. Freed small slots go to
+//! the freeing thread's cache for their class (`local`), which trades
+//! batches of 32 with a lock-free per-class free list; both are linked
+//! through the metadata, which is ours, so no read ever touches user
+//! memory. Freed large runs go on a
 //! free list with coalescing, and their pages go back to the OS in batches
 //! once more than `PURGE_BYTES` sit dirty (so a churn of large blocks costs
 //! neither an mmap/munmap pair each nor unbounded RSS).
 //!
 //! Invariants:
-//! - a slot is on its class free list xor handed out; its `BlockMeta`
-//!   holds the free-list link while free and the record id while out;
+//! - a slot is on one free list (its class's shared list or one thread's
+//!   cache) xor handed out; its `BlockMeta` holds the list link while free
+//!   and the record id while out;
 //! - `committed <= nslots` slots of a class are readable and writable, and
 //!   `bump` only hands out slots below `nslots`;
 //! - large free runs are disjoint, sorted by address, and never adjacent
@@ -135,6 +138,7 @@ pub(crate) fn contains(p: *mut u8) -> bool {
         < BOUNDS.len.load(Ordering::Relaxed)
 }
 
+#[repr(align(128))]
 struct Class {
     /// Next never-used slot.
     bump: AtomicUsize,
@@ -334,29 +338,17 @@ pub(crate) fn alloc(size: usize, align: usize) -> Option<Block> {
 }
 
 fn alloc_small(c: usize) -> Option<Block> {
-    let class = &CLASSES[c];
-    // Pop the free list.
-    let mut head = class.free.load(Ordering::Acquire);
-    while head as u32 != 0 {
-        let slot = (head as u32 - 1) as usize;
-        let next = meta_at(c, slot).record_or_link.load(Ordering::Relaxed);
-        let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(next);
-        match class
-            .free
-            .compare_exchange_weak(head, new, Ordering::Acquire, Ordering::Acquire)
-        {
-            Ok(_) => {
-                let ptr = (data_base(c) + slot * class_size(c)) as *mut u8;
-                return Some(Block {
-                    ptr,
-                    meta: meta_at(c, slot),
-                    zeroed: false,
-                });
-            }
-            Err(h) => head = h,
-        }
+    // This thread's cache, else a batch from the shared free list.
+    if let Some(slot) = local::pop(c).or_else(|| local::refill(c)) {
+        let ptr = (data_base(c) + slot * class_size(c)) as *mut u8;
+        return Some(Block {
+            ptr,
+            meta: meta_at(c, slot),
+            zeroed: false,
+        });
     }
     // Or take a fresh slot.
+    let class = &CLASSES[c];
     let slot = class.bump.fetch_add(1, Ordering::Relaxed);
     if slot >= nslots(c) {
         return None;
@@ -630,13 +622,24 @@ pub(crate) unsafe fn free(p: *mut u8) {
         free_large(p);
         return;
     }
-    let class = &CLASSES[z];
     let slot = slot_of(z, p);
-    let link = &meta_at(z, slot).record_or_link;
+    if !local::push(z, slot) {
+        push_chain(z, slot, slot);
+    }
+}
+
+fn link(c: usize, slot: usize) -> &'static AtomicU32 {
+    &meta_at(c, slot).record_or_link
+}
+
+/// Pushes the chain `first ..= last` (linked through the metadata) onto
+/// class `c`'s shared free list: one successful CAS for the whole chain.
+fn push_chain(c: usize, first: usize, last: usize) {
+    let class = &CLASSES[c];
     let mut head = class.free.load(Ordering::Relaxed);
     loop {
-        link.store(head as u32, Ordering::Relaxed);
-        let new = ((head >> 32).wrapping_add(1) << 32) | (slot as u64 + 1);
+        link(c, last).store(head as u32, Ordering::Relaxed);
+        let new = ((head >> 32).wrapping_add(1) << 32) | (first as u64 + 1);
         match class
             .free
             .compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed)
@@ -644,6 +647,194 @@ pub(crate) unsafe fn free(p: *mut u8) {
             Ok(_) => return,
             Err(h) => head = h,
         }
+    }
+}
+
+/// Takes up to `max` slots off class `c`'s shared free list with one
+/// successful CAS. Returns the first and last slot and the count; the chain
+/// is linked first to last and its last link is left as it was.
+///
+/// The walk reads links of slots still on the list; if any was popped
+/// meanwhile the head's tag changed and the CAS fails (every push and pop
+/// bumps it), and only a pop or push at the head can change a link.
+fn pop_chain(c: usize, max: usize) -> Option<(usize, usize, usize)> {
+    let class = &CLASSES[c];
+    let mut head = class.free.load(Ordering::Acquire);
+    loop {
+        if head as u32 == 0 {
+            return None;
+        }
+        let first = (head as u32 - 1) as usize;
+        let (mut last, mut n) = (first, 1);
+        let mut next = link(c, last).load(Ordering::Relaxed);
+        while n < max && next != 0 {
+            last = (next - 1) as usize;
+            next = link(c, last).load(Ordering::Relaxed);
+            n += 1;
+        }
+        let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(next);
+        match class
+            .free
+            .compare_exchange_weak(head, new, Ordering::Acquire, Ordering::Acquire)
+        {
+            Ok(_) => return Some((first, last, n)),
+            Err(h) => head = h,
+        }
+    }
+}
+
+/// Per-thread caches of free small slots, so that a thread that frees and
+/// allocates (every op of a churn at rate 1) touches no shared cache line:
+/// with one shared free list per class, two threads at rate 1 bounced its
+/// head on every alloc and free (9x bare `System` instead of ~3x).
+///
+/// Each class has a local list of at most `2 * BATCH` slots, linked through
+/// the metadata like the shared list. An empty local list takes `BATCH`
+/// slots from the shared list in one CAS; a full one gives `BATCH` back in
+/// one CAS. At thread exit a `pthread` key destructor gives every slot
+/// back (and again if later thread-local destructors free more), so a
+/// thread's cache is not lost with it. The cells are `const` thread-locals
+/// without destructors, usable inside `alloc` and during thread teardown;
+/// if they are gone, `push` and `pop` report it and the caller uses the
+/// shared list.
+mod local {
+    use super::{link, pop_chain, push_chain, NCLASSES};
+    use core::cell::Cell;
+    use core::sync::atomic::{AtomicU32, Ordering};
+
+    const BATCH: usize = 32;
+
+    thread_local! {
+        /// Per class: `len << 32 | (head slot + 1)`, 0 when empty.
+        static LISTS: [Cell<u64>; NCLASSES] = const { [const { Cell::new(0) }; NCLASSES] };
+        /// This thread has set its exit-time key (see `register`).
+        static REGISTERED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// A slot from this thread's cache of class `c`.
+    pub(super) fn pop(c: usize) -> Option<usize> {
+        LISTS
+            .try_with(|l| {
+                let v = l[c].get();
+                let head = v as u32;
+                if head == 0 {
+                    return None;
+                }
+                let slot = (head - 1) as usize;
+                let next = link(c, slot).load(Ordering::Relaxed);
+                l[c].set(((v >> 32) - 1) << 32 | u64::from(next));
+                Some(slot)
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Refills this thread's cache of class `c` from the shared list and
+    /// returns one slot of the batch.
+    pub(super) fn refill(c: usize) -> Option<usize> {
+        let (first, last, n) = pop_chain(c, BATCH)?;
+        if n > 1 {
+            let rest = link(c, first).load(Ordering::Relaxed);
+            link(c, last).store(0, Ordering::Relaxed);
+            // The local list is empty: `refill` follows a failed `pop`.
+            let kept = LISTS.try_with(|l| l[c].set(((n - 1) as u64) << 32 | u64::from(rest)));
+            if kept.is_err() {
+                // No thread-locals any more: give the rest back.
+                push_chain(c, (rest - 1) as usize, last);
+            }
+        }
+        Some(first)
+    }
+
+    /// Puts `slot` in this thread's cache of class `c`, giving a batch back
+    /// to the shared list when the cache is full. `false` when this thread
+    /// has no cache any more.
+    pub(super) fn push(c: usize, slot: usize) -> bool {
+        let pushed = LISTS.try_with(|l| {
+            let v = l[c].get();
+            link(c, slot).store(v as u32, Ordering::Relaxed);
+            let len = (v >> 32) as usize + 1;
+            l[c].set((len as u64) << 32 | (slot as u64 + 1));
+            if len == 2 * BATCH {
+                give_back(l, c, BATCH);
+            }
+        });
+        if pushed.is_ok() {
+            register();
+        }
+        pushed.is_ok()
+    }
+
+    /// Moves the first `n` slots of the local list of class `c` (which
+    /// holds at least `n`) to the shared list.
+    fn give_back(l: &[Cell<u64>; NCLASSES], c: usize, n: usize) {
+        let v = l[c].get();
+        let first = (v as u32 - 1) as usize;
+        let mut last = first;
+        for _ in 1..n {
+            last = (link(c, last).load(Ordering::Relaxed) - 1) as usize;
+        }
+        let rest = link(c, last).load(Ordering::Relaxed);
+        l[c].set(((v >> 32) - n as u64) << 32 | u64::from(rest));
+        push_chain(c, first, last);
+    }
+
+    /// Key whose destructor empties an exiting thread's caches: 0 until
+    /// created, `u32::MAX` if creation failed.
+    static KEY: AtomicU32 = AtomicU32::new(0);
+
+    /// Makes sure this thread's caches are emptied when it exits.
+    fn register() {
+        if REGISTERED.try_with(Cell::get).unwrap_or(true) {
+            return;
+        }
+        let mut key = KEY.load(Ordering::Acquire);
+        if key == 0 {
+            key = create_key();
+        }
+        if key != u32::MAX {
+            // SAFETY: `key - 1` is a key we created and never delete; the
+            // value is a non-null marker (destructors run only for
+            // non-null values), never dereferenced.
+            unsafe { libc::pthread_setspecific(key - 1, core::ptr::dangling::<libc::c_void>()) };
+        }
+        let _ = REGISTERED.try_with(|r| r.set(true));
+    }
+
+    /// Creates the key once. No lock (a `fork` must not find one held):
+    /// racing threads each create one, and the losers delete theirs.
+    #[cold]
+    fn create_key() -> u32 {
+        let mut k: libc::pthread_key_t = 0;
+        // SAFETY: `k` is a valid out-pointer; `on_thread_exit` matches the
+        // destructor type.
+        if unsafe { libc::pthread_key_create(&mut k, Some(on_thread_exit)) } != 0 {
+            let _ = KEY.compare_exchange(0, u32::MAX, Ordering::AcqRel, Ordering::Acquire);
+            return KEY.load(Ordering::Acquire);
+        }
+        match KEY.compare_exchange(0, k + 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => k + 1,
+            Err(winner) => {
+                // SAFETY: `k` is ours, unused: no thread set a value for it.
+                unsafe { libc::pthread_key_delete(k) };
+                winner
+            }
+        }
+    }
+
+    /// Gives every cached slot of the exiting thread back to the shared
+    /// lists. Thread-local destructors that run after this and free more
+    /// set the key again, and the thread library calls this again.
+    unsafe extern "C" fn on_thread_exit(_: *mut libc::c_void) {
+        let _ = LISTS.try_with(|l| {
+            for c in 0..NCLASSES {
+                let n = (l[c].get() >> 32) as usize;
+                if n > 0 {
+                    give_back(l, c, n);
+                }
+            }
+        });
+        let _ = REGISTERED.try_with(|r| r.set(false));
     }
 }
 
@@ -748,5 +939,37 @@ mod tests {
         }
         let mut x = 0u8;
         assert!(!contains(&mut x));
+    }
+
+    #[test]
+    fn a_threads_cached_slots_come_back_when_it_exits() {
+        const SIZE: usize = 50_000; // a class no other test uses
+        let c = class_for(SIZE, 8).unwrap();
+        std::thread::spawn(|| {
+            let blocks: Vec<_> = (0..50)
+                .map(|_| alloc(SIZE, 8).unwrap().ptr as usize)
+                .collect();
+            for p in blocks {
+                // SAFETY: each block is ours, freed once.
+                unsafe { free(p as *mut u8) };
+            }
+        })
+        .join()
+        .unwrap();
+        // All 50 went back to the shared list: taking 50 more needs no
+        // fresh slot.
+        let bump = CLASSES[c].bump.load(Ordering::Relaxed);
+        let again: Vec<_> = (0..50)
+            .map(|_| alloc(SIZE, 8).unwrap().ptr as usize)
+            .collect();
+        assert_eq!(CLASSES[c].bump.load(Ordering::Relaxed), bump);
+        let mut unique = again.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), 50, "no slot handed out twice");
+        for p in again {
+            // SAFETY: as above.
+            unsafe { free(p as *mut u8) };
+        }
     }
 }
