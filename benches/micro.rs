@@ -6,10 +6,12 @@
 //!   allocator per size (16 B .. 1 MiB) with the profiler off, at the
 //!   default rate and at rate 1, next to `System.alloc`/`dealloc` called
 //!   directly (the baseline, in the same binary).
-//! - `sampled_at_depth`: the sample slow path (rate 1, 64 B) with 10, 30
-//!   and 100 frames between the benchmark loop and `main`, next to the
+//! - `sampled_at_depth`: the sample slow path (rate 1, 64 B) with 5, 40
+//!   and 128 frames between the benchmark loop and `main`, with the
+//!   frame-pointer walk and with the cached DWARF unwinder, next to the
 //!   same pair with the profiler off; the difference is what a sample
-//!   costs at that depth with the unwinder this build uses.
+//!   costs at that depth (capture, hashing, interning, counting). Minus
+//!   `stack_capture` at the same depth, it prices interning per frame.
 //! - `profile_write`: `heap_profile()` + `write_pprof` into `io::sink()`
 //!   with 10,000 distinct stacks live. The first write, which symbolizes
 //!   every address, is timed once with `Instant` before criterion starts
@@ -109,16 +111,23 @@ fn sampled_at_depth(c: &mut Criterion) {
     g.warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
     let layout = Layout::from_size_align(64, 8).unwrap();
-    for depth in [10usize, 30, 100] {
-        for (name, rate) in [("off", 0), ("rate 1", 1)] {
+    let default = memprof::unwinder();
+    for depth in [5usize, 40, 128] {
+        for (name, rate, unwinder) in [
+            ("off", 0, default),
+            ("rate 1 fp", 1, memprof::Unwinder::FramePointers),
+            ("rate 1 dwarf", 1, memprof::Unwinder::Dwarf),
+        ] {
             g.bench_with_input(BenchmarkId::new(name, depth), &depth, |b, &d| {
                 // Descend once, then let criterion loop down there: the
                 // descent is not timed, every timed allocation is `d`
                 // frames deeper than the benchmark's caller.
                 nested(d, &mut || {
+                    memprof::set_unwinder(unwinder);
                     memprof::set_rate(rate);
                     b.iter(|| global_pair(layout));
                     memprof::set_rate(0);
+                    memprof::set_unwinder(default);
                 });
             });
         }
