@@ -539,6 +539,47 @@ pub fn google_pprof_text(binary: &Path, profile: &Path, sample_index: &str) -> S
     )
 }
 
+/// Checks, in a profile read back by a reader, the samples of a recursion
+/// test: `func` recursed `depth` times, then allocated `bytes` bytes, once
+/// that deep and once too deep for the unwinder. The shallow sample shows
+/// `depth + 1` frames of `func` in a row, leaf first, and then `caller`;
+/// the deep one ends in the `memprof::truncated` marker frame.
+pub fn assert_recursion_in_order(d: &Decoded, bytes: i64, func: &str, depth: usize, caller: &str) {
+    let truncated = |s: &Sample| {
+        s.funcs
+            .iter()
+            .flatten()
+            .any(|f| f.contains("memprof::truncated"))
+    };
+    let s = d
+        .samples
+        .iter()
+        .find(|s| s.bytes == Some(bytes) && !truncated(s))
+        .unwrap_or_else(|| panic!("{}: no {bytes}-byte sample that is not truncated", d.reader));
+    let names: Vec<&String> = s.funcs.iter().flatten().collect();
+    let first = names.iter().position(|f| f.contains(func)).unwrap();
+    assert!(
+        names.len() > first + depth + 1
+            && names[first..=first + depth]
+                .iter()
+                .all(|f| f.contains(func)),
+        "{} frames of {func} in a row: {names:?}",
+        depth + 1
+    );
+    assert!(
+        names[first + depth + 1..]
+            .iter()
+            .any(|f| f.contains(caller)),
+        "{caller} after the recursion: {names:?}"
+    );
+    assert!(
+        d.samples
+            .iter()
+            .any(|s| s.bytes == Some(bytes) && truncated(s)),
+        "truncation is visible in the profile"
+    );
+}
+
 /// Sums the in-process records whose symbolized stack contains `func` and
 /// whose object size is `size` (any size if `None`):
 /// `[alloc_objects, alloc_bytes, inuse_objects, inuse_bytes]`.

@@ -119,36 +119,5 @@ fn fp_walk_is_safe_in_small_stacks_foreign_frames_and_deep_recursion() {
         &write_pprof(&p, &temp_dir("unwind"), "u.pb.gz"),
         &["recurse_then_alloc"],
     );
-    let s = d
-        .samples
-        .iter()
-        .find(|s| {
-            s.bytes == Some(4321) && !s.funcs.iter().flatten().any(|f| f.contains("truncated"))
-        })
-        .expect("10-deep sample");
-    let names: Vec<&String> = s.funcs.iter().flatten().collect();
-    let first = names
-        .iter()
-        .position(|f| f.contains("recurse_then_alloc"))
-        .unwrap();
-    assert!(
-        names[first..first + 11]
-            .iter()
-            .all(|f| f.contains("recurse_then_alloc")),
-        "{names:?}"
-    );
-    assert!(
-        names[first + 11..]
-            .iter()
-            .any(|f| f.contains("fp_walk_is_safe")),
-        "{names:?}"
-    );
-    assert!(
-        d.samples.iter().any(|s| s.bytes == Some(4321)
-            && s.funcs
-                .iter()
-                .flatten()
-                .any(|f| f.contains("memprof::truncated"))),
-        "truncation is visible in the profile"
-    );
+    assert_recursion_in_order(&d, 4321, "recurse_then_alloc", 10, "fp_walk_is_safe");
 }

@@ -426,42 +426,12 @@ fn rate_1_small_stacks_deep_recursion_threads_and_go_pprof() {
         "{:?}",
         d.comments
     );
-    let s = d
-        .samples
-        .iter()
-        .find(|s| {
-            s.bytes == Some(4322)
-                && !s
-                    .funcs
-                    .iter()
-                    .flatten()
-                    .any(|f| f.contains("memprof::truncated"))
-        })
-        .expect("10-deep sample");
-    let names: Vec<&String> = s.funcs.iter().flatten().collect();
-    let first = names
-        .iter()
-        .position(|f| f.contains("recurse_then_alloc"))
-        .unwrap();
-    assert!(
-        names[first..first + 11]
-            .iter()
-            .all(|f| f.contains("recurse_then_alloc")),
-        "{names:?}"
-    );
-    assert!(
-        names[first + 11..]
-            .iter()
-            .any(|f| f.contains("rate_1_small_stacks_deep_recursion")),
-        "{names:?}"
-    );
-    assert!(
-        d.samples.iter().any(|s| s.bytes == Some(4322)
-            && s.funcs
-                .iter()
-                .flatten()
-                .any(|f| f.contains("memprof::truncated"))),
-        "truncation is visible in the profile"
+    assert_recursion_in_order(
+        &d,
+        4322,
+        "recurse_then_alloc",
+        10,
+        "rate_1_small_stacks_deep_recursion",
     );
     let s = d
         .samples
