@@ -11,7 +11,9 @@
 //! build: full debug info and `debug = "limited"` give full paths
 //! (`myapp::cache::load`); `debug = "line-tables-only"` gives DWARF's short
 //! names for inlined frames (`load`); no debug info gives symbol-table names
-//! and no inlined frames, files or lines.
+//! and no inlined frames, files or lines. Modules loaded after `backtrace`
+//! first looked (plugins `dlopen`ed later) are read with `addr2line`
+//! ([`LateModules`]).
 //!
 //! [`Record::frames`]: crate::Record::frames
 
@@ -57,6 +59,7 @@ impl LocKey {
 #[derive(Default)]
 pub(crate) struct Symbolizer {
     cache: HashMap<usize, Vec<Sym>>,
+    late: LateModules,
 }
 
 impl Symbolizer {
@@ -67,9 +70,15 @@ impl Symbolizer {
     /// The frames at return address `ret`, innermost (inlined) first; empty
     /// when nothing is known about the address.
     pub(crate) fn resolve(&mut self, ret: usize) -> &[Sym] {
-        self.cache
-            .entry(ret)
-            .or_insert_with(|| resolve_uncached(ret))
+        let late = &mut self.late;
+        self.cache.entry(ret).or_insert_with(|| {
+            let syms = resolve_uncached(ret);
+            if syms.is_empty() {
+                late.resolve(ret)
+            } else {
+                syms
+            }
+        })
     }
 
     /// The frames `key` stands for: those of `key.ret` minus the hidden ones.
@@ -144,6 +153,106 @@ fn resolve_uncached(ret: usize) -> Vec<Sym> {
         });
     });
     out
+}
+
+/// Symbols of modules that `backtrace` does not know. It reads the list of
+/// loaded modules once, at its first use, so code `dlopen`ed after the first
+/// profile was written (a plugin) would get no names through it. Such
+/// addresses are looked up here: the module that holds the address (from
+/// the loader, now), its debug info and symbol table read with
+/// `addr2line`, once per module and write.
+#[derive(Default)]
+struct LateModules {
+    loaders: HashMap<String, Option<addr2line::Loader>>,
+}
+
+impl LateModules {
+    fn resolve(&mut self, ret: usize) -> Vec<Sym> {
+        let pc = ret.saturating_sub(1);
+        let Some((path, bias)) = module_of(pc) else {
+            return Vec::new();
+        };
+        let loader = self
+            .loaders
+            .entry(path)
+            .or_insert_with_key(|p| addr2line::Loader::new(p).ok());
+        let Some(loader) = loader else {
+            return Vec::new();
+        };
+        let probe = (pc - bias) as u64;
+        let mut out = Vec::new();
+        if let Ok(mut frames) = loader.find_frames(probe) {
+            while let Ok(Some(f)) = frames.next() {
+                let Some(raw) = f.function.as_ref().and_then(|n| n.raw_name().ok()) else {
+                    continue;
+                };
+                let loc = f.location.as_ref();
+                out.push(sym(
+                    &raw,
+                    loc.and_then(|l| l.file),
+                    loc.and_then(|l| l.line),
+                ));
+            }
+        }
+        if out.is_empty() {
+            if let Some(name) = loader.find_symbol(probe) {
+                out.push(sym(name, None, None));
+            }
+        }
+        out
+    }
+}
+
+fn sym(raw: &str, file: Option<&str>, line: Option<u32>) -> Sym {
+    Sym {
+        name: format!("{:#}", backtrace::SymbolName::new(raw.as_bytes())),
+        system_name: raw.to_owned(),
+        file: file.map(str::to_owned),
+        line,
+    }
+}
+
+/// The path and load bias of the loaded module (not the main program)
+/// whose segments hold `pc`.
+fn module_of(pc: usize) -> Option<(String, usize)> {
+    struct Search {
+        pc: usize,
+        found: Option<(String, usize)>,
+    }
+    unsafe extern "C" fn visit(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut c_void,
+    ) -> libc::c_int {
+        // SAFETY: `data` is the `Search` below and `info` is valid for
+        // this call, with `dlpi_phnum` headers at `dlpi_phdr`.
+        let (search, info) = unsafe { (&mut *data.cast::<Search>(), &*info) };
+        if info.dlpi_name.is_null() || info.dlpi_phdr.is_null() {
+            return 0;
+        }
+        // SAFETY: as above.
+        let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+        let bias = info.dlpi_addr as usize;
+        let holds = phdrs.iter().any(|p| {
+            p.p_type == libc::PT_LOAD
+                && (bias + p.p_vaddr as usize..bias + (p.p_vaddr + p.p_memsz) as usize)
+                    .contains(&search.pc)
+        });
+        if !holds {
+            return 0;
+        }
+        // SAFETY: a non-null `dlpi_name` is a NUL-terminated string.
+        let name = unsafe { std::ffi::CStr::from_ptr(info.dlpi_name) };
+        let name = name.to_string_lossy().into_owned();
+        if !name.is_empty() {
+            search.found = Some((name, bias));
+        }
+        1
+    }
+    let mut search = Search { pc, found: None };
+    // SAFETY: `visit` matches the callback type and only touches `search`.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&raw mut search).cast()) };
+    search.found
 }
 
 /// How many leading (leaf-side) frames of `names` belong to the profiler and

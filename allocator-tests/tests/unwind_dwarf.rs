@@ -256,8 +256,11 @@ fn open_dylib() -> (*mut c_void, DylibCall) {
 #[test]
 fn same_call_sites_through_a_dlopened_cdylib_loaded_late_and_reloaded() {
     setup();
-    // Warm the cache first: the library is mapped after it.
-    drop(plain_a());
+    let _rate = rate_lock();
+    memprof::set_rate(1);
+    // Warm the unwinder's cache, and make `backtrace` read the list of
+    // loaded modules, first: the library is mapped after both.
+    assert!(!names(&plain_a().0).is_empty());
     for round in 0..3 {
         let (h, call) = open_dylib();
         call(capture_in_callback, round);
@@ -282,11 +285,49 @@ fn same_call_sites_through_a_dlopened_cdylib_loaded_late_and_reloaded() {
             .collect();
         assert_eq!(dylib.len(), 2, "frames in the cdylib: {dylib:?}");
         assert_eq!(dylib[1].as_deref(), Some("memprof_dylib_call"));
+        if round == 0 {
+            // A profile written while the library is loaded names its
+            // functions, in order, though `backtrace` cannot.
+            call(alloc_in_dylib_callback, 1);
+            let p = memprof::heap_profile();
+            // In process (what `top_sites`, the text format and readers
+            // without their own symbolizer see) ...
+            assert_eq!(record_sum(&p, "dylib_middle", Some(2718))[0], 1);
+            // ... and through go tool pprof.
+            let d = go_raw(
+                &write_pprof(&p, &temp_dir("unwind_dwarf_dylib"), "d.pb.gz"),
+                &["alloc_in_dylib_callback"],
+            );
+            let s = d
+                .samples
+                .iter()
+                .find(|s| s.bytes == Some(2718))
+                .expect("the allocation made under the cdylib");
+            let names: Vec<String> = s.funcs.iter().flatten().cloned().collect();
+            assert!(
+                in_order(
+                    &names,
+                    &[
+                        "alloc_in_dylib_callback",
+                        "dylib_middle",
+                        "memprof_dylib_call",
+                        "same_call_sites_through_a_dlopened_cdylib"
+                    ]
+                ),
+                "{names:?}"
+            );
+        }
         // SAFETY: nothing of the library is in use any more.
         assert_eq!(unsafe { libc::dlclose(h) }, 0);
         // With the library gone, capturing still works and agrees.
         assert_same_call_sites(&plain_a(), &["plain_c", "plain_b", "plain_a"]);
     }
+}
+
+#[inline(never)]
+extern "C" fn alloc_in_dylib_callback(x: u64) {
+    let v: Vec<u8> = Vec::with_capacity(2718);
+    std::hint::black_box((x, v));
 }
 
 #[inline(never)]
