@@ -2,8 +2,9 @@
 //! `env_probe` binary, which installs `Sampled`): bad rates warn once on
 //! stderr and keep the default, good ones apply silently; an unwritable
 //! `MEMPROFILE` gives one message and leaves the exit status alone;
-//! `{pid}`/`{bin}` name the file; and a profile file another process wrote
-//! during the run is not overwritten.
+//! `{pid}`/`{bin}` name the file; a profile file another process wrote
+//! during the run is not overwritten; and recording every allocation
+//! without frame pointers says once how to turn them on.
 //!
 //! Its own binary because the environment is read once per process: each
 //! case is a fresh `env_probe` process (the tests themselves only spawn).
@@ -19,7 +20,20 @@ const PROBE: &str = env!("CARGO_BIN_EXE_env_probe");
 struct Run {
     code: i32,
     stdout: String,
+    /// Without the one-time unwinder hint (see `without_hint`).
     stderr: String,
+    raw_stderr: String,
+}
+
+/// `stderr` without the line memprof prints once when every allocation is
+/// recorded without frame pointers (as in a build without them): the
+/// tests here are about the environment, and run in either build.
+fn without_hint(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter(|l| !l.starts_with("memprof: recording every allocation"))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 fn probe_cmd(envs: &[(&str, &str)], args: &[&str]) -> Command {
@@ -33,10 +47,12 @@ fn probe_cmd(envs: &[(&str, &str)], args: &[&str]) -> Command {
 
 fn probe(envs: &[(&str, &str)], args: &[&str]) -> Run {
     let out = output_within(&mut probe_cmd(envs, args), Duration::from_secs(60));
+    let raw_stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        stderr: without_hint(&raw_stderr),
+        raw_stderr,
     }
 }
 
@@ -58,6 +74,27 @@ fn bad_rates_warn_once_and_keep_the_default() {
             r.stderr
         );
     }
+}
+
+#[test]
+fn rate_1_without_frame_pointers_says_once_how_to_turn_them_on() {
+    for unwinder in ["dwarf", "libgcc"] {
+        let r = probe(
+            &[("MEMPROFILERATE", "1"), ("MEMPROF_UNWIND", unwinder)],
+            &[],
+        );
+        assert_eq!(r.code, 0, "{}", r.raw_stderr);
+        assert_eq!(
+            r.raw_stderr.matches("force-frame-pointers=yes").count(),
+            1,
+            "{unwinder}: one hint:\n{}",
+            r.raw_stderr
+        );
+    }
+    let r = probe(&[("MEMPROFILERATE", "1"), ("MEMPROF_UNWIND", "fp")], &[]);
+    assert_eq!(r.raw_stderr, "", "no hint with frame pointers");
+    let r = probe(&[("MEMPROF_UNWIND", "dwarf")], &[]);
+    assert_eq!(r.raw_stderr, "", "no hint at the default rate");
 }
 
 #[test]
@@ -128,7 +165,7 @@ fn memprofile_placeholders_name_the_file_by_pid_and_binary() {
     .spawn()
     .unwrap();
     let pid = child.id();
-    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    let stderr = without_hint(&std::io::read_to_string(child.stderr.take().unwrap()).unwrap());
     assert!(child.wait().unwrap().success(), "{stderr}");
     let want = dir.join(format!("heap-env_probe-{pid}.pb.gz"));
     let written: Vec<_> = std::fs::read_dir(&dir)
@@ -172,7 +209,7 @@ fn a_profile_written_by_another_process_during_the_run_is_not_overwritten() {
     );
     let a_bytes = std::fs::read(&path).unwrap();
     // B exits now, after A wrote the file.
-    let b_stderr = std::io::read_to_string(b.stderr.take().unwrap()).unwrap();
+    let b_stderr = without_hint(&std::io::read_to_string(b.stderr.take().unwrap()).unwrap());
     assert!(b.wait().unwrap().success(), "{b_stderr}");
     let b_path = dir.join(format!("heap.env_probe.{b_pid}.pb.gz"));
     assert_eq!(
