@@ -109,13 +109,7 @@ impl Symbolizer {
             if syms.is_empty() {
                 names.push("");
             }
-            names.extend(syms.iter().map(|s| {
-                if is_profiler_file(s) {
-                    PROFILER_FRAME
-                } else {
-                    s.name.as_str()
-                }
-            }));
+            names.extend(frame_names(syms));
         }
         let mut cut = profiler_frames(&names);
         let mut keys = Vec::with_capacity(stack.len());
@@ -306,6 +300,24 @@ fn is_alloc_shim(name: &str) -> bool {
 /// Stands for a frame recognised by its source file (below), for rule 2.
 const PROFILER_FRAME: &str = "memprof::<frame>";
 
+/// The names rule 2 sees for the frames of one address, innermost first.
+/// Code inlined into `Sampled`'s own methods (an `Option::map` in
+/// `realloc_move`, say) is the profiler's too, whatever its source file:
+/// without this, a `realloc` whose shim was a tail call kept
+/// `realloc_move` on top of its stack.
+fn frame_names(syms: &[Sym]) -> impl Iterator<Item = &str> {
+    let in_sampled = syms
+        .last()
+        .is_some_and(|s| s.name.contains("memprof::alloc::Sampled"));
+    syms.iter().map(move |s| {
+        if in_sampled || is_profiler_file(s) {
+            PROFILER_FRAME
+        } else {
+            s.name.as_str()
+        }
+    })
+}
+
 /// A frame whose source file is memprof's own `src/` or the `backtrace`
 /// crate's. Builds with `debug = "line-tables-only"` give inlined frames
 /// short names (`alloc_slow`, `trace`) that rule 2 cannot place, and the
@@ -364,6 +376,32 @@ pub(crate) fn frames_of(stack: &[usize]) -> Vec<Frame> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn code_inlined_into_sampled_is_the_profilers_but_not_into_the_api() {
+        let at = |inner: &str, file: &str, outer: &str| {
+            vec![
+                sym(inner, Some(file), Some(1)),
+                sym(outer, Some("/elsewhere/x.rs"), Some(2)),
+            ]
+        };
+        let realloc = at(
+            "core::option::Option<T>::map",
+            "/rustc/x/library/core/src/option.rs",
+            "memprof::alloc::Sampled<A>::realloc_move",
+        );
+        assert!(frame_names(&realloc).all(|n| n == PROFILER_FRAME));
+        // A user's closure inlined into `measure` stays the user's.
+        let scope = at(
+            "myapp::work::{{closure}}",
+            "/app/src/work.rs",
+            "memprof::testing::measure",
+        );
+        assert_eq!(
+            frame_names(&scope).collect::<Vec<_>>(),
+            ["myapp::work::{{closure}}", "memprof::testing::measure"]
+        );
+    }
 
     /// Return addresses of the current stack, leaf first, as the sampler
     /// would capture them (the `backtrace` frames included).
