@@ -34,7 +34,7 @@ fn run(release: bool) {
         "unwind_dwarf without frame pointers ({build}) failed:\n{stdout}\n{stderr}"
     );
     assert!(
-        stdout.contains("test result: ok. 6 passed; 0 failed"),
+        stdout.contains("test result: ok. 7 passed; 0 failed"),
         "unwind_dwarf without frame pointers ({build}) ran other tests than expected:\n{stdout}"
     );
 }

@@ -164,13 +164,28 @@ fn same_call_sites_as_libgcc() {
     );
 }
 
-static FROM_CALLBACK: Mutex<Option<Pair>> = Mutex::new(None);
+thread_local! {
+    /// What a callback captured, for the test that made the call (callbacks
+    /// and the signal handler run on the calling thread; tests run in
+    /// parallel, each on its own thread).
+    static FROM_CALLBACK: std::cell::RefCell<Option<Pair>> = const { std::cell::RefCell::new(None) };
+}
+
+fn put_captured(p: Pair) {
+    FROM_CALLBACK.with(|c| *c.borrow_mut() = Some(p));
+}
+
+fn take_captured() -> Pair {
+    FROM_CALLBACK
+        .with(|c| c.borrow_mut().take())
+        .expect("the callback ran and captured")
+}
 
 #[inline(never)]
 extern "C" fn capture_in_callback(x: u64) {
     let p = capture_both();
     std::hint::black_box(x);
-    *FROM_CALLBACK.lock().unwrap() = Some(p);
+    put_captured(p);
 }
 
 extern "C" {
@@ -184,7 +199,7 @@ fn same_call_sites_through_c() {
     setup();
     // SAFETY: the C function only computes and calls the callback.
     unsafe { memprof_test_nofp_call(capture_in_callback, 10) };
-    let p = FROM_CALLBACK.lock().unwrap().take().unwrap();
+    let p = take_captured();
     assert_same_call_sites(
         &p,
         &[
@@ -220,7 +235,7 @@ fn a_frame_with_a_cfa_expression_goes_to_libgcc_with_the_same_result() {
     let before = memprof::__private::unwind_counts().1;
     // SAFETY: the assembly function only calls the callback.
     unsafe { memprof_test_cfaexpr_call(capture_in_callback, 10) };
-    let p = FROM_CALLBACK.lock().unwrap().take().unwrap();
+    let p = take_captured();
     assert_same_call_sites(
         &p,
         &[
@@ -233,6 +248,78 @@ fn a_frame_with_a_cfa_expression_goes_to_libgcc_with_the_same_result() {
         memprof::__private::unwind_counts().1 > before,
         "handed to libgcc"
     );
+}
+
+extern "C" fn capture_in_signal_handler(_: libc::c_int) {
+    let p = capture_both();
+    put_captured(p);
+}
+
+#[inline(never)]
+fn raise_usr1() {
+    // SAFETY: raising a signal whose handler we installed.
+    unsafe { libc::raise(libc::SIGUSR1) };
+    std::hint::black_box(());
+}
+
+/// A stack with a signal frame (`__restore_rt`, whose CFI the cache cannot
+/// hold) goes to libgcc, which unwinds through it; on an alternate signal
+/// stack the walk cannot start and goes to libgcc too.
+#[test]
+fn signal_frames_and_alternate_stacks_go_to_libgcc_with_the_same_result() {
+    setup();
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _g = ONE_AT_A_TIME.lock().unwrap();
+    for on_alt_stack in [false, true] {
+        let alt = vec![0u8; 256 * 1024];
+        // SAFETY: `sa` and `ss` are plain C structs, filled before use;
+        // the handler only captures stacks (synchronously raised, so not
+        // inside any allocator call), and the alternate stack outlives it.
+        unsafe {
+            if on_alt_stack {
+                let ss = libc::stack_t {
+                    ss_sp: alt.as_ptr() as *mut c_void,
+                    ss_flags: 0,
+                    ss_size: alt.len(),
+                };
+                assert_eq!(libc::sigaltstack(&ss, std::ptr::null_mut()), 0);
+            }
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = capture_in_signal_handler as extern "C" fn(libc::c_int) as usize;
+            sa.sa_flags = if on_alt_stack { libc::SA_ONSTACK } else { 0 };
+            assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+        }
+        let before = memprof::__private::unwind_counts().1;
+        raise_usr1();
+        let p = take_captured();
+        assert_same_call_sites(
+            &p,
+            &[
+                "capture_in_signal_handler",
+                "raise_usr1",
+                "signal_frames_and_alternate_stacks_go_to_libgcc",
+            ],
+        );
+        if !on_alt_stack {
+            assert!(
+                memprof::__private::unwind_counts().1 > before,
+                "handed to libgcc"
+            );
+        }
+        // SAFETY: restores the defaults set above.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+            let ss = libc::stack_t {
+                ss_sp: std::ptr::null_mut(),
+                ss_flags: libc::SS_DISABLE,
+                ss_size: 0,
+            };
+            libc::sigaltstack(&ss, std::ptr::null_mut());
+        }
+        drop(alt);
+    }
 }
 
 type DylibCall = extern "C" fn(extern "C" fn(u64), u64) -> u64;
@@ -264,7 +351,7 @@ fn same_call_sites_through_a_dlopened_cdylib_loaded_late_and_reloaded() {
     for round in 0..3 {
         let (h, call) = open_dylib();
         call(capture_in_callback, round);
-        let p = FROM_CALLBACK.lock().unwrap().take().unwrap();
+        let p = take_captured();
         let tail = assert_same_call_sites(
             &p,
             &[
@@ -341,10 +428,9 @@ fn code_without_unwind_info_stops_the_walk_and_marks_it() {
     setup();
     let _rate = rate_lock();
     memprof::set_rate(1);
-    FROM_CALLBACK.lock().unwrap().take();
     // SAFETY: the C function only computes and calls the callback.
     unsafe { memprof_test_nocfi_call(capture_in_callback, 3) };
-    let (dw, truncated, _) = FROM_CALLBACK.lock().unwrap().take().unwrap();
+    let (dw, truncated, _) = take_captured();
     let n = names(&dw);
     assert!(truncated, "{n:#?}");
     assert!(
