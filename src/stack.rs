@@ -69,7 +69,11 @@ impl Captured {
 /// signal frame, a realigned stack) it hands the whole stack to libgcc, and
 /// at code with no unwind information (JIT code) it stops and marks the
 /// stack truncated.
+///
+/// More unwinders may come (other architectures), so a `match` on this
+/// enum needs a wildcard arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Unwinder {
     /// Walk the frame-pointer chain, bounded by the thread's stack.
     FramePointers,
