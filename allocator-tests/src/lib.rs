@@ -539,6 +539,25 @@ pub fn google_pprof_text(binary: &Path, profile: &Path, sample_index: &str) -> S
     )
 }
 
+/// Recurses `depth` frames, then allocates `size` bytes: a stack of known
+/// shape for the unwinder tests. Every level is a real frame (the result
+/// goes through `black_box` after the call, so there is no tail call).
+#[inline(never)]
+pub fn recurse_then_alloc(depth: usize, size: usize) -> Vec<u8> {
+    if depth == 0 {
+        return Vec::with_capacity(size);
+    }
+    let v = recurse_then_alloc(depth - 1, size);
+    std::hint::black_box(v)
+}
+
+/// 200 allocations of `size` bytes from one site, for threads with small
+/// stacks (`black_box`: no tail call, so this frame stays on the stack).
+#[inline(never)]
+pub fn small_stack_alloc(size: usize) -> Vec<Vec<u8>> {
+    std::hint::black_box((0..200).map(|_| Vec::with_capacity(size)).collect())
+}
+
 /// Checks, in a profile read back by a reader, the samples of a recursion
 /// test: `func` recursed `depth` times, then allocated `bytes` bytes, once
 /// that deep and once too deep for the unwinder. The shallow sample shows

@@ -46,20 +46,6 @@ fn fp_walk_and_libgcc_agree_on_call_sites() {
     assert!(fp.len() >= 6, "{fp:x?}");
 }
 
-#[inline(never)]
-fn recurse_then_alloc(depth: usize) -> Vec<u8> {
-    if depth == 0 {
-        return Vec::with_capacity(4321);
-    }
-    let v = recurse_then_alloc(depth - 1);
-    std::hint::black_box(v)
-}
-
-#[inline(never)]
-fn small_stack_alloc() -> Vec<Vec<u8>> {
-    (0..200).map(|_| Vec::with_capacity(1234)).collect()
-}
-
 extern "C" {
     fn memprof_test_nofp_call(f: extern "C" fn(u64), n: u64) -> u64;
 }
@@ -85,7 +71,7 @@ fn fp_walk_is_safe_in_small_stacks_foreign_frames_and_deep_recursion() {
         .map(|_| {
             std::thread::Builder::new()
                 .stack_size(64 * 1024)
-                .spawn(small_stack_alloc)
+                .spawn(|| small_stack_alloc(1234))
                 .unwrap()
         })
         .collect();
@@ -98,8 +84,8 @@ fn fp_walk_is_safe_in_small_stacks_foreign_frames_and_deep_recursion() {
         unsafe { memprof_test_nofp_call(callback_from_c, 1000) };
     }
     // 1000-deep recursion: cut at the depth limit and marked.
-    drop(recurse_then_alloc(1000));
-    drop(recurse_then_alloc(10));
+    drop(recurse_then_alloc(1000, 4321));
+    drop(recurse_then_alloc(10, 4321));
 
     let p = memprof::heap_profile();
     assert_eq!(record_sum(&p, "small_stack_alloc", Some(1234))[0], 800);

@@ -451,21 +451,6 @@ fn code_without_unwind_info_stops_the_walk_and_marks_it() {
 }
 
 #[inline(never)]
-fn recurse_then_alloc(depth: usize) -> Vec<u8> {
-    if depth == 0 {
-        return Vec::with_capacity(4322);
-    }
-    let v = recurse_then_alloc(depth - 1);
-    std::hint::black_box(v)
-}
-
-#[inline(never)]
-fn small_stack_alloc() -> Vec<Vec<u8>> {
-    // black_box: no tail call, so this frame stays on the stack.
-    std::hint::black_box((0..200).map(|_| Vec::with_capacity(1235)).collect())
-}
-
-#[inline(never)]
 fn stress_leaf(i: usize) -> Vec<u8> {
     Vec::with_capacity(2345 + (i & 1))
 }
@@ -506,7 +491,7 @@ fn rate_1_small_stacks_deep_recursion_threads_and_go_pprof() {
         .map(|_| {
             std::thread::Builder::new()
                 .stack_size(64 * 1024)
-                .spawn(small_stack_alloc)
+                .spawn(|| small_stack_alloc(1235))
                 .unwrap()
         })
         .collect();
@@ -521,8 +506,8 @@ fn rate_1_small_stacks_deep_recursion_threads_and_go_pprof() {
         h.join().unwrap();
     }
     // 1000-deep recursion: cut at the depth limit and marked.
-    drop(recurse_then_alloc(1000));
-    drop(recurse_then_alloc(10));
+    drop(recurse_then_alloc(1000, 4322));
+    drop(recurse_then_alloc(10, 4322));
 
     let p = memprof::heap_profile();
     assert_eq!(record_sum(&p, "small_stack_alloc", Some(1235))[0], 800);
