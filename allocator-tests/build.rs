@@ -8,6 +8,9 @@
 //! - `c/slow_reserve.c` (tests/fork.rs): an `LD_PRELOAD` shim that slows
 //!   memprof's region reservation down, built as a shared library whose
 //!   path the tests get as `SLOW_RESERVE_SO`;
+//! - `c/offset_mmap.c` (tests/region_misuse.rs): an `LD_PRELOAD` shim that
+//!   returns memprof's region reservation 4 KiB off a 64 KiB boundary,
+//!   whose path the tests get as `OFFSET_MMAP_SO`;
 //! - `rust/dylib.rs` (tests/unwind_dwarf.rs): a Rust cdylib for `dlopen`,
 //!   built with this build's rustflags and optimization level, whose path
 //!   the tests get as `MEMPROF_TEST_DYLIB`.
@@ -18,6 +21,7 @@ fn main() {
     println!("cargo:rerun-if-changed=c/nofp.c");
     println!("cargo:rerun-if-changed=c/slow_reserve.c");
     println!("cargo:rerun-if-changed=c/nocfi.c");
+    println!("cargo:rerun-if-changed=c/offset_mmap.c");
     println!("cargo:rerun-if-changed=c/cfaexpr.S");
     println!("cargo:rerun-if-changed=rust/dylib.rs");
     cc::Build::new()
@@ -64,4 +68,16 @@ fn main() {
         .expect("run the C compiler for c/slow_reserve.c");
     assert!(status.success(), "building c/slow_reserve.c failed");
     println!("cargo:rustc-env=SLOW_RESERVE_SO={}", so.display());
+
+    let so = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("liboffset_mmap.so");
+    let status = cc::Build::new()
+        .get_compiler()
+        .to_command()
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&so)
+        .arg("c/offset_mmap.c")
+        .status()
+        .expect("run the C compiler for c/offset_mmap.c");
+    assert!(status.success(), "building c/offset_mmap.c failed");
+    println!("cargo:rustc-env=OFFSET_MMAP_SO={}", so.display());
 }

@@ -235,6 +235,25 @@ pub mod __private {
         crate::sys::region::footprint()
     }
 
+    /// Checks the sampled-block region's invariants (free lists hold
+    /// distinct committed free slots, thread caches within their byte
+    /// bounds, large runs consistent) and returns `(slots handed out ever,
+    /// of which free)`, counting this thread's caches and the shared lists.
+    /// Call it at a quiescent moment: once every other thread that used the
+    /// region has exited, every slot not live is counted as free.
+    pub fn validate_region() -> Result<(usize, usize), &'static str> {
+        crate::guard::without_sampling(|| {
+            crate::sys::region::validate().map(|u| (u.small_slots, u.small_free))
+        })
+    }
+
+    /// Frees of sampled blocks that came in while their thread was inside
+    /// the profiler (a signal handler) and found no room to be deferred:
+    /// leaked, never crashed.
+    pub fn deferred_frees_lost() -> u64 {
+        crate::live::deferred_lost()
+    }
+
     /// Bytes mapped for the profiler's tables.
     pub fn table_bytes() -> usize {
         crate::sys::arena::mapped_bytes()

@@ -8,8 +8,16 @@
 //!
 //! Invariant: each live sampled block has exactly one `BlockMeta`, set
 //! before the block is returned and read once, by the free that ends it.
+//!
+//! Re-entrancy: both directions run with the thread marked busy
+//! (`guard::Busy`), and so does everything that takes a profiler lock. A
+//! signal handler that interrupts them and allocates goes to the inner
+//! allocator (the sample path sees the thread busy); if it frees a sampled
+//! block, the free is deferred (`deferred`) and done by the next sampled
+//! allocation or free outside the profiler. So a handler never waits for a
+//! lock its own thread holds, and never sees a thread cache mid-update.
 
-use crate::guard::Busy;
+use crate::guard::{self, Busy};
 use crate::records;
 use crate::sampler::Sample;
 use crate::scope;
@@ -26,6 +34,7 @@ use core::ptr;
 #[inline(never)]
 pub(crate) fn alloc_sampled(layout: Layout, sample: Sample, zeroed: bool) -> *mut u8 {
     let _busy = Busy::enter();
+    deferred::drain();
     let mut cap = Captured::new();
     stack::capture(&mut cap);
     let Some((stack, rec)) = stacks::intern(cap.as_slice(), cap.truncated, cap.hash)
@@ -56,12 +65,87 @@ pub(crate) fn alloc_sampled(layout: Layout, sample: Sample, zeroed: bool) -> *mu
 /// `p` is a live block served by `alloc_sampled` (`region::contains(p)`).
 #[inline(never)]
 pub(crate) unsafe fn free_sampled(p: *mut u8) {
+    if guard::is_busy() {
+        // Inside the profiler on this thread: a signal handler, or the
+        // profiler's own code freeing a block from before it was entered.
+        deferred::push(p);
+        return;
+    }
+    let _busy = Busy::enter();
     // SAFETY: the caller guarantees `p` is a live region block.
+    unsafe { free_now(p) };
+    deferred::drain();
+}
+
+/// The free itself; the thread is busy.
+///
+/// # Safety
+/// As for `free_sampled`.
+unsafe fn free_now(p: *mut u8) {
+    // SAFETY: the caller guarantees `p` is a live region block; `meta_of`
+    // aborts with a message if it is not (a double free).
     unsafe {
         let meta = region::meta_of(p);
         records::on_free(meta.record(), meta.weight());
         charge_free(meta);
         region::free(p);
+    }
+}
+
+/// Deferred frees leaked for want of a slot (see `deferred`).
+pub(crate) fn deferred_lost() -> u64 {
+    deferred::LOST.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Frees of sampled blocks that arrived while their thread was inside the
+/// profiler, kept until a thread outside it can do them.
+///
+/// A fixed array of slots taken and emptied by atomic swaps: no lock, no
+/// allocation, safe in a signal handler. If all slots are taken the block
+/// is leaked (counted in `lost`): memory, never a crash. The count of
+/// pending frees is one shared word, read on each sampled alloc and free.
+mod deferred {
+    use core::ptr;
+    use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+    const SLOTS: usize = 256;
+    static PENDING: [AtomicPtr<u8>; SLOTS] = [const { AtomicPtr::new(ptr::null_mut()) }; SLOTS];
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    /// Blocks leaked because every slot was taken.
+    pub(crate) static LOST: AtomicU64 = AtomicU64::new(0);
+
+    pub(super) fn push(p: *mut u8) {
+        for slot in &PENDING {
+            if slot
+                .compare_exchange(ptr::null_mut(), p, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+            {
+                COUNT.fetch_add(1, Ordering::Release);
+                return;
+            }
+        }
+        LOST.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Does the pending frees (the thread is busy, outside any lock).
+    #[inline]
+    pub(super) fn drain() {
+        if COUNT.load(Ordering::Relaxed) != 0 {
+            drain_slow();
+        }
+    }
+
+    #[cold]
+    fn drain_slow() {
+        for slot in &PENDING {
+            let p = slot.swap(ptr::null_mut(), Ordering::Acquire);
+            if !p.is_null() {
+                COUNT.fetch_sub(1, Ordering::Relaxed);
+                // SAFETY: `p` was a live region block handed to `free_sampled`;
+                // the swap gave it to us alone.
+                unsafe { super::free_now(p) };
+            }
+        }
     }
 }
 

@@ -67,6 +67,41 @@ pub(crate) unsafe fn discard(p: *mut u8, len: usize) {
     }
 }
 
+/// Unmaps `[p, p + len)` (nothing if `len` is 0).
+///
+/// # Safety
+/// The range must be ours and hold nothing anyone still needs.
+pub(crate) unsafe fn release(p: *mut u8, len: usize) {
+    if len != 0 {
+        // SAFETY: the caller guarantees the range is ours and unused.
+        unsafe {
+            libc::munmap(p.cast(), len);
+        }
+    }
+}
+
+/// Writes `parts` to stderr as one line and aborts the process, without
+/// allocating: for misuse found on the allocation path (a double free),
+/// where going on would corrupt the heap.
+pub(crate) fn abort_with(parts: &[&[u8]]) -> ! {
+    for part in parts {
+        write_stderr(part);
+    }
+    write_stderr(b"\n");
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// `x` as `0x` and 16 hex digits, without allocating.
+pub(crate) fn hex(x: usize) -> [u8; 18] {
+    let mut out = *b"0x0000000000000000";
+    for (i, b) in out[2..].iter_mut().enumerate() {
+        let nibble = (x >> (60 - 4 * i)) & 0xf;
+        *b = b"0123456789abcdef"[nibble];
+    }
+    out
+}
+
 /// Writes `msg` to stderr without allocating (for warnings from the
 /// allocation path).
 pub(crate) fn write_stderr(msg: &[u8]) {

@@ -1,0 +1,144 @@
+//! Where things are in the reserved range: its bounds, its zones, and the
+//! arithmetic from a pointer to its zone, slot and metadata.
+//!
+//! ```text
+//! base (64 KiB aligned, by us: mmap gives 4 KiB)         base + len
+//! | zone 0 | zone 1 | ... | zone NCLASSES-1 | large zone ........ |
+//!   each small zone: [ BlockMeta per slot | pad to 64 KiB | slots of `size` ]
+//! ```
+//!
+//! The range is split into 64 equal zones of `len / 64` bytes: one per small
+//! class, the rest for large runs. All of it is reserved `PROT_NONE` at
+//! first; the small and large code commit it as they grow.
+//!
+//! Invariants:
+//! - `base` is a multiple of `DATA_ALIGN` (so slot `i` of a class is at a
+//!   multiple of its size, and every alignment the class serves holds);
+//! - `len` is 0 until the range is reserved, then never changes, and it is
+//!   published after `base` and the per-class layout (release), and read
+//!   before them (acquire), so `contains` never pairs a new `len` with an
+//!   old `base`.
+
+use super::class::{class_size, DATA_ALIGN, NCLASSES};
+use super::meta::{BlockMeta, META};
+use crate::sys::os;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+pub(crate) const ZONES: usize = 64;
+
+/// `[base, base + len)` once reserved; `len == 0` before, so `contains` is
+/// false for every pointer.
+#[repr(C, align(64))]
+struct Bounds {
+    base: AtomicUsize,
+    len: AtomicUsize,
+}
+
+static BOUNDS: Bounds = Bounds {
+    base: AtomicUsize::new(0),
+    len: AtomicUsize::new(0),
+};
+
+/// Was `p` served by the region? Exact; one subtract, one compare. `len`
+/// is read first, with acquire (a plain load on x86-64 and a `ldar` on
+/// aarch64), so a thread that sees the range see its base.
+#[inline(always)]
+pub(crate) fn contains(p: *mut u8) -> bool {
+    let len = BOUNDS.len.load(Ordering::Acquire);
+    (p as usize).wrapping_sub(BOUNDS.base.load(Ordering::Relaxed)) < len
+}
+
+/// log2 of a zone's length, set when the range is reserved.
+static ZONE_SHIFT: AtomicUsize = AtomicUsize::new(0);
+/// Per class: slots in the zone, and where the slots start in it. Set once
+/// at reservation, so the free path divides by nothing.
+static NSLOTS: [AtomicUsize; NCLASSES] = [const { AtomicUsize::new(0) }; NCLASSES];
+static DATA_OFF: [AtomicUsize; NCLASSES] = [const { AtomicUsize::new(0) }; NCLASSES];
+
+/// Reserves the range: the largest of the sizes tried that the OS grants,
+/// with its base aligned to `DATA_ALIGN` by reserving that much more and
+/// giving back the ends. `false` if every size was refused.
+///
+/// Called once, under the caller's init lock, before anything else here.
+pub(super) fn reserve() -> bool {
+    // 2 TiB of address space: 32 GiB per zone. Smaller tries for systems
+    // with an address-space limit (ulimit -v, valgrind).
+    for shift in [41u32, 39, 37, 35, 33] {
+        let len = 1usize << shift;
+        let Some(raw) = os::reserve(len + DATA_ALIGN) else {
+            continue;
+        };
+        let raw = raw as usize;
+        let base = os::round_up(raw, DATA_ALIGN);
+        // SAFETY: both ends lie inside the mapping we just made and hold
+        // nothing; what stays is `[base, base + len)`.
+        unsafe {
+            os::release(raw as *mut u8, base - raw);
+            os::release((base + len) as *mut u8, raw + DATA_ALIGN - base);
+        }
+        BOUNDS.base.store(base, Ordering::Relaxed);
+        set_zones(len);
+        BOUNDS.len.store(len, Ordering::Release);
+        return true;
+    }
+    false
+}
+
+fn set_zones(len: usize) {
+    let shift = (len / ZONES).trailing_zeros() as usize;
+    ZONE_SHIFT.store(shift, Ordering::Relaxed);
+    for c in 0..NCLASSES {
+        let n = ((1usize << shift) - DATA_ALIGN) / (class_size(c) + META);
+        NSLOTS[c].store(n, Ordering::Relaxed);
+        DATA_OFF[c].store(os::round_up(n * META, DATA_ALIGN), Ordering::Relaxed);
+    }
+}
+
+pub(crate) fn base() -> usize {
+    BOUNDS.base.load(Ordering::Relaxed)
+}
+
+pub(crate) fn len() -> usize {
+    BOUNDS.len.load(Ordering::Acquire)
+}
+
+pub(crate) fn zone_len() -> usize {
+    1 << ZONE_SHIFT.load(Ordering::Relaxed)
+}
+
+/// The zone of a pointer inside the range.
+pub(crate) fn zone_of(p: *mut u8) -> usize {
+    (p as usize - base()) >> ZONE_SHIFT.load(Ordering::Relaxed)
+}
+
+pub(crate) fn zone_base(z: usize) -> usize {
+    base() + z * zone_len()
+}
+
+/// Slots a class's zone holds.
+pub(crate) fn nslots(c: usize) -> usize {
+    NSLOTS[c].load(Ordering::Relaxed)
+}
+
+/// Where a class's slots start.
+pub(crate) fn data_base(c: usize) -> usize {
+    zone_base(c) + DATA_OFF[c].load(Ordering::Relaxed)
+}
+
+/// The metadata of slot `slot` of class `c`.
+///
+/// The caller must have checked `slot < committed` for the class, so the
+/// metadata is committed memory (this is the check every possibly stale
+/// slot index goes through, `small::committed_links`).
+pub(crate) fn meta_at(c: usize, slot: usize) -> &'static BlockMeta {
+    debug_assert!(slot < nslots(c));
+    // SAFETY: slot < committed (caller), so its metadata is committed memory
+    // inside our reservation, which is never unmapped; BlockMeta is all
+    // atomics, valid for any bit pattern.
+    unsafe { &*((zone_base(c) + slot * META) as *const BlockMeta) }
+}
+
+/// Start of the large zone and its length.
+pub(crate) fn large_zone() -> (usize, usize) {
+    (zone_base(NCLASSES), zone_len() * (ZONES - NCLASSES))
+}
