@@ -93,6 +93,17 @@
 //!   web framework (`memprof::http::handle`). Uses only std.
 #![deny(missing_docs)]
 
+// The sampled-block region needs 8 GiB .. 2 TiB of address space and the
+// Linux memory and thread calls (mmap/mprotect/madvise, pthread keys and
+// atfork, the loader's module list). Say so now rather than fail inside
+// an allocator at run time.
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+compile_error!(
+    "memprof supports 64-bit Linux only (x86_64, aarch64): its sampled-block region reserves \
+     up to 2 TiB of address space and uses Linux memory calls. On other targets, install the \
+     inner allocator directly, e.g. behind #[cfg(target_os = \"linux\")]."
+);
+
 mod alloc;
 mod encode;
 mod env;

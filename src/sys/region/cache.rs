@@ -286,12 +286,12 @@ mod tests {
 }
 
 /// The `loom` model of caches trading with the shared list:
-/// `RUSTFLAGS="--cfg loom" cargo test --release --lib loom`. Two threads
+/// `RUSTFLAGS="--cfg memprof_loom" cargo test --release --lib loom`. Two threads
 /// each allocate (pop or refill) and free (push, with give-backs) through
 /// their own cache, then flush it as the exit hook does; a third frees
 /// into the shared list directly, as a thread without locals does. At the
 /// end every slot is on the shared list exactly once.
-#[cfg(all(test, loom))]
+#[cfg(all(test, memprof_loom))]
 mod loom_model {
     use super::super::freelist::tests::ArrayLinks;
     use super::*;

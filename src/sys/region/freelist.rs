@@ -31,7 +31,7 @@
 //! ends in a 0 link; every link on the list names a committed slot.
 //!
 //! The logic is generic over its atomics so that a `loom` model
-//! (`cfg(loom)`, below) checks the same code the allocator runs.
+//! (`cfg(memprof_loom)`, below) checks the same code the allocator runs.
 
 use core::sync::atomic::Ordering;
 
@@ -91,7 +91,7 @@ macro_rules! atomic_impls {
     };
 }
 atomic_impls!(core::sync::atomic::AtomicU64, core::sync::atomic::AtomicU32);
-#[cfg(loom)]
+#[cfg(memprof_loom)]
 atomic_impls!(loom::sync::atomic::AtomicU64, loom::sync::atomic::AtomicU32);
 
 /// The list was found corrupt: an unchanged head led to a link that names
@@ -223,14 +223,14 @@ pub(crate) mod tests {
     }
 }
 
-/// The `loom` model: `RUSTFLAGS="--cfg loom" cargo test --release --lib loom`.
+/// The `loom` model: `RUSTFLAGS="--cfg memprof_loom" cargo test --release --lib loom`.
 ///
 /// Two threads pop chains, "hand out" what they pop by overwriting its link
 /// with a record id (out of bounds, or in bounds to look like a link), then
 /// push it back; a third pushes. In every interleaving no walk follows a
 /// bad link (`ArrayLinks` would panic) and at the end every slot is on the
 /// list exactly once.
-#[cfg(all(test, loom))]
+#[cfg(all(test, memprof_loom))]
 mod loom_model {
     use super::tests::ArrayLinks;
     use super::*;
