@@ -225,6 +225,7 @@ pub(crate) unsafe fn free(p: *mut u8) {
         Place::Large(h) => {
             h.meta.mark_free();
             large::free(h);
+            debug_validate();
         }
         Place::Small(c, slot) => {
             small::meta(c, slot).mark_free();
@@ -239,9 +240,43 @@ pub(crate) unsafe fn free(p: *mut u8) {
     }
 }
 
+/// Debug builds check the large runs every 64 large frees and the whole
+/// region at every thread exit (the tests and the soak run debug too).
+#[cfg(debug_assertions)]
+fn debug_validate() {
+    static N: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    if N.fetch_add(1, Ordering::Relaxed).is_multiple_of(64) {
+        if let Err(e) = large::validate() {
+            os::abort_with(&[b"memprof: region invariant broken: ", e.as_bytes()]);
+        }
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn debug_validate() {}
+
 /// Gives an exiting thread's cache of class `c` back (`cache.rs`).
 fn flush_cache(c: usize, cache: &cache::Cache) {
     let links = small::committed_links(c);
+    #[cfg(debug_assertions)]
+    if cache.len() > 0 {
+        let words = small::used_slots(c).div_ceil(64) + 1;
+        let bytes = os::round_up(words * 8, os::PAGE);
+        let checked = match os::map(bytes) {
+            Some(map) => {
+                // SAFETY: `map` is a fresh zeroed mapping of `words` words.
+                let seen = unsafe { core::slice::from_raw_parts_mut(map.cast::<u64>(), words) };
+                let checked = cache::validate(cache, &links, c, seen);
+                // SAFETY: the bitmap is ours and no longer used.
+                unsafe { os::release(map, bytes) };
+                checked
+            }
+            None => Ok(0),
+        };
+        if let Err(e) = checked {
+            os::abort_with(&[b"memprof: thread cache invariant broken: ", e.as_bytes()]);
+        }
+    }
     if cache.flush(small::shared_list(c), &links).is_err() {
         corrupt(c);
     }
