@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 pub mod http;
+pub mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
