@@ -252,7 +252,7 @@ unsafe impl Send for Block {}
 const K_WORD: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// The pattern seed of a block at `addr` of `size` bytes.
-fn seed(addr: usize, size: usize) -> u64 {
+pub fn seed(addr: usize, size: usize) -> u64 {
     let mut x = (addr as u64) ^ (size as u64).rotate_left(40) ^ 0x5eed_50a4;
     x = (x ^ (x >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x ^ (x >> 29)
@@ -268,7 +268,7 @@ fn word(seed: u64, i: usize) -> u64 {
 ///
 /// # Safety
 /// `p..p+len` is writable.
-unsafe fn fill(p: *mut u8, len: usize, seed: u64) {
+pub unsafe fn fill(p: *mut u8, len: usize, seed: u64) {
     let words = len / 8;
     for i in 0..words {
         // SAFETY: `8i + 8 <= len`.
@@ -286,7 +286,7 @@ unsafe fn fill(p: *mut u8, len: usize, seed: u64) {
 ///
 /// # Safety
 /// `p..p+len` is readable.
-unsafe fn find_damage(p: *const u8, len: usize, seed: u64) -> Option<(usize, u8, u8)> {
+pub unsafe fn find_damage(p: *const u8, len: usize, seed: u64) -> Option<(usize, u8, u8)> {
     let words = len / 8;
     let byte = |off: usize| {
         // SAFETY: callers pass offsets below `len`.
