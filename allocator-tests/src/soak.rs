@@ -10,11 +10,14 @@
 //!   (64 KiB–2 MiB), alignments 1 B–64 KiB and 128 KiB–2 MiB (`Layout` and
 //!   `std::alloc::alloc`), `alloc_zeroed` (checked zero), raw `realloc`
 //!   (contents kept up to the smaller size), `Vec` growth and
-//!   `shrink_to_fit`, and blocks sent to other workers over channels and
-//!   freed there;
+//!   `shrink_to_fit`, blocks sent to other workers over channels and
+//!   freed there, and bursts: thousands of 1 B–3 KiB blocks allocated and
+//!   then freed together (a test building `String`s), which moves slots
+//!   between the threads' caches and the shared free lists;
 //! - a spawner of short-lived threads: some allocate, free everything and
-//!   exit; some send what they allocated to a worker and exit; all arm a
-//!   thread-local whose destructor allocates and frees;
+//!   exit; some send what they allocated to a worker and exit; some run a
+//!   burst and exit; all arm a thread-local whose destructor allocates and
+//!   frees;
 //! - a forker: `fork()` every `SOAK_FORK_MS` (default 200); the child
 //!   switches to rate 1, allocates and checks a little, every fourth one
 //!   writes a heap profile to `/dev/null`, and `_exit(0)`s; a child that
@@ -469,6 +472,7 @@ fn layout(size: usize, align: usize) -> Layout {
 #[derive(Default)]
 struct Figures {
     ops: AtomicU64,
+    bursts: AtomicU64,
     reallocs: AtomicU64,
     cross_thread: AtomicU64,
     short_threads: AtomicU64,
@@ -586,16 +590,51 @@ fn new_block(r: &mut Rng) -> Block {
     Block::new(p, l, site)
 }
 
+/// A burst, like a test that builds thousands of `String`s and drops
+/// them all: `n` blocks of 1 B–3 KiB (a few size classes, so a thread's
+/// cache of each overflows to the shared free lists and is refilled from
+/// them, the path where the region crashed under contention), checked and
+/// freed together. Returns `n`.
+fn burst(r: &mut Rng, buf: &mut Vec<Block>) -> u64 {
+    let n = 256 + r.below(4000) as usize;
+    for _ in 0..n {
+        let b = if r.below(2) == 0 {
+            let l = layout(small_size(r), 1);
+            Block::new(soak_site_small(l), l, Site::Small)
+        } else {
+            let l = layout(mixed_size(r).min(3072), 1);
+            Block::new(soak_site_mixed(l), l, Site::Mixed)
+        };
+        buf.push(b);
+    }
+    for b in buf.iter() {
+        b.check("in a burst");
+    }
+    if r.below(2) == 0 {
+        buf.reverse();
+    }
+    for b in buf.drain(..) {
+        b.free("at the end of a burst");
+    }
+    n as u64
+}
+
 fn worker(id: usize, seed: u64, ctx: &Ctx, inbox: Receiver<Block>, peers: Vec<SyncSender<Block>>) {
     let mut r = Rng::new(seed ^ (id as u64).wrapping_mul(0x1234_5678_9abc_def1));
     let mut held = Held::new();
+    let mut buf = Vec::with_capacity(4256);
     while !ctx.stop.load(Relaxed) {
         for _ in 0..64 {
             bump(&ctx.fig.ops);
             match r.below(100) {
-                0..=49 => {
+                0..=48 => {
                     let b = new_block(&mut r);
                     held.keep(b, &mut r);
+                }
+                49 => {
+                    let n = burst(&mut r, &mut buf);
+                    ctx.fig.ops.fetch_add(n - 1, Relaxed);
+                    bump(&ctx.fig.bursts);
                 }
                 50..=57 => {
                     if let Some(b) = held.take_random(&mut r) {
@@ -710,6 +749,10 @@ thread_local! {
 fn short_thread(kind: u64, seed: u64, to: Option<SyncSender<Block>>) {
     let mut r = Rng::new(seed);
     ON_EXIT.with(|g| *g.borrow_mut() = Some(OnExit(r.next())));
+    if kind == 2 {
+        burst(&mut r, &mut Vec::with_capacity(4256));
+        return;
+    }
     let n = 8 + r.below(64) as usize;
     let mut bs: Vec<Block> = (0..n).map(|_| new_block(&mut r)).collect();
     if r.below(4) == 0 {
@@ -737,7 +780,7 @@ fn spawner(seed: u64, ctx: &'static Ctx, peers: Vec<SyncSender<Block>>) {
         let batch = 1 + r.below(4);
         let hs: Vec<_> = (0..batch)
             .map(|_| {
-                let kind = r.below(2);
+                let kind = r.below(3);
                 let s = r.next();
                 let to = (kind == 1).then(|| peers[r.below(peers.len() as u64) as usize].clone());
                 std::thread::Builder::new()
@@ -1048,11 +1091,13 @@ pub fn main(allocator: &'static str) -> ! {
     let allocs: u64 = SITE_ALLOCS.iter().map(|c| c.load(Relaxed)).sum();
     println!(
         "soak ok: allocator={allocator} rate={rate} threads={threads} secs={elapsed:.1} ops={} \
-         allocs={allocs} frees={} reallocs={} cross_thread_frees={} short_threads={} forks={} \
+         allocs={allocs} frees={} bursts={} reallocs={} cross_thread_frees={} short_threads={} \
+         forks={} \
          profile_writes={} http_fetches={} region_committed_mib={} region_reserved_gib={} \
          failures=0",
         f.ops.load(Relaxed),
         FREES.load(Relaxed),
+        f.bursts.load(Relaxed),
         f.reallocs.load(Relaxed),
         f.cross_thread.load(Relaxed),
         f.short_threads.load(Relaxed),

@@ -44,25 +44,25 @@ fn strings(test: u64) {
         let mut lens = Vec::with_capacity(5000);
         for i in 0..5000u64 {
             let len = (r.next() % 3001) as usize;
-            let c = letter(test, round, i);
+            let fill = [letter(test, round, i) as u8; 700];
             let mut s = String::new();
             // Built in pieces, so growth reallocs too.
             while s.len() < len {
                 let piece = (len - s.len()).min(1 + (r.next() % 700) as usize);
-                s.extend(std::iter::repeat_n(c, piece));
+                s.push_str(std::str::from_utf8(&fill[..piece]).unwrap());
             }
             v.push(s);
             lens.push(len);
         }
         for (i, s) in v.iter().enumerate() {
-            let c = letter(test, round, i as u64);
+            let want = [letter(test, round, i as u64) as u8; 3000];
             assert_eq!(
                 s.len(),
                 lens[i],
                 "test {test} round {round} string {i}: length"
             );
             assert!(
-                s.bytes().all(|b| b == c as u8),
+                s.as_bytes() == &want[..s.len()],
                 "test {test} round {round} string {i} ({} B at {:p}): contents damaged",
                 s.len(),
                 s.as_ptr()
@@ -110,9 +110,9 @@ fn window(thread: u64, pushes: u64) {
     let mut r = Rng(0xdead_beef_cafe_f00d ^ thread);
     let mut w: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
     let check = |k: u64, v: &Vec<u8>| {
-        let b = (k % 251) as u8;
+        let want = [(k % 251) as u8; 2016];
         assert!(
-            v.iter().all(|&x| x == b),
+            v[..] == want[..v.len()],
             "thread {thread} vector {k} ({} B at {:p}): contents damaged",
             v.len(),
             v.as_ptr()
