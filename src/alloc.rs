@@ -144,13 +144,24 @@ impl<A: GlobalAlloc> Sampled<A> {
             // SAFETY: forwarded contract.
             return unsafe { self.realloc_move(ptr, layout, new_size, sample) };
         };
-        // Inside a test scope: one realloc, not a free and an alloc.
-        // SAFETY: a region pointer is a live sampled block.
-        let owned = old_sampled && scope::owns(unsafe { region::meta_of(ptr) }.scope());
+        // Inside a test scope: one realloc, not a free and an alloc, in
+        // each scope of the thread's chain by its own ownership.
+        let old_owner = if old_sampled {
+            // SAFETY: a region pointer is a live sampled block.
+            unsafe { region::meta_of(ptr) }.scope()
+        } else {
+            0
+        };
         scope::realloc_begin();
         // SAFETY: forwarded contract.
         let new = unsafe { self.realloc_move(ptr, layout, new_size, Some(s)) };
-        scope::realloc_done(!new.is_null(), owned, layout.size() as u64, new_size as u64);
+        scope::realloc_done(
+            !new.is_null(),
+            old_owner,
+            layout.size() as u64,
+            new_size as u64,
+            region::contains(new),
+        );
         new
     }
 
