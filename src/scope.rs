@@ -468,20 +468,22 @@ pub(crate) fn snapshot(h: u32) -> Option<Snapshot> {
         0,
     ];
     let first = s.first_stack.load(Ordering::Relaxed);
-    let sites = {
+    // Room for every site, allocated before the lock is taken: the slot
+    // lock is never held while allocating (the fork handlers take it).
+    let mut sites = Vec::with_capacity(SITES);
+    {
         let _g = s.lock.lock();
         let table = s.sites.load(Ordering::Relaxed);
-        if table.is_null() {
-            Vec::new()
-        } else {
+        if !table.is_null() {
             // SAFETY: we hold the slot lock; the table has SITES entries.
-            unsafe { core::slice::from_raw_parts(table, SITES) }
-                .iter()
-                .filter(|e| e.size != 0)
-                .map(|e| (e.stack, e.size, e.allocs, e.frees))
-                .collect()
+            let all = unsafe { core::slice::from_raw_parts(table, SITES) };
+            sites.extend(
+                all.iter()
+                    .filter(|e| e.size != 0)
+                    .map(|e| (e.stack, e.size, e.allocs, e.frees)),
+            );
         }
-    };
+    }
     Some(Snapshot {
         counts,
         first_stack: (first != u32::MAX).then_some(first),
@@ -490,10 +492,20 @@ pub(crate) fn snapshot(h: u32) -> Option<Snapshot> {
     })
 }
 
+/// Takes the scope locks (before `fork`; see `crate::fork`): the slot
+/// table's, then every slot's. Each is held for a few instructions, and
+/// never while allocating.
 pub(crate) fn lock_for_fork() {
     FREE_LOCK.raw_lock();
+    for s in &TABLE {
+        s.lock.raw_lock();
+    }
 }
 
+/// Releases what `lock_for_fork` took (after `fork`, in parent and child).
 pub(crate) fn unlock_after_fork() {
+    for s in TABLE.iter().rev() {
+        s.lock.raw_unlock();
+    }
     FREE_LOCK.raw_unlock();
 }

@@ -284,10 +284,7 @@ impl Record {
     ///
     /// Allocations made while symbolizing are not sampled.
     pub fn frames(&self) -> Vec<Frame> {
-        crate::guard::without_sampling(|| {
-            let _g = WRITER.lock();
-            crate::symbolize::frames_of(&self.stack)
-        })
+        frames_of(&self.stack)
     }
 }
 
@@ -300,16 +297,49 @@ pub(crate) fn round(x: f64) -> u64 {
     }
 }
 
-/// Serialises profile building and symbolization (and is taken around
-/// `fork`, so a child never inherits the symbolizer's locks mid-use).
+/// Serialises profile building and symbolization. Not waited for around
+/// `fork` (a cold symbolization holds it for seconds): see `crate::fork`
+/// and the handlers below.
 static WRITER: crate::sys::lock::SpinLock = crate::sys::lock::SpinLock::new();
 
-pub(crate) fn lock_writer_for_fork() {
-    WRITER.raw_lock();
+thread_local! {
+    /// Set by `writer_prepare_fork` on the forking thread: another thread
+    /// held the writer at the fork, so the child must not trust the
+    /// symbolizer's state. Thread-local: two threads may fork at once.
+    static WRITER_BUSY_AT_FORK: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
 }
 
-pub(crate) fn unlock_writer_after_fork() {
+/// Before `fork`: takes the writer lock only if it is free, never waits.
+pub(crate) fn writer_prepare_fork() {
+    let busy = !WRITER.try_raw_lock();
+    let _ = WRITER_BUSY_AT_FORK.try_with(|b| b.set(busy));
+}
+
+/// After `fork`, in the parent: releases the lock if `prepare` took it.
+pub(crate) fn writer_after_fork_parent() {
+    if !WRITER_BUSY_AT_FORK.try_with(|b| b.get()).unwrap_or(true) {
+        WRITER.raw_unlock();
+    }
+}
+
+/// After `fork`, in the child: the lock is released either way (if
+/// another thread held it, that thread does not exist here). If a write
+/// was in progress, the symbolizer (the `backtrace` crate's lock and
+/// caches, the loader walk) may be mid-update: symbolization is off in
+/// this child, and its profiles carry addresses and mappings only.
+pub(crate) fn writer_after_fork_child() {
+    if WRITER_BUSY_AT_FORK.try_with(|b| b.get()).unwrap_or(true) {
+        crate::symbolize::disable_after_fork();
+    }
     WRITER.raw_unlock();
+}
+
+/// Symbolizes one stack under the writer lock, sampling off.
+pub(crate) fn frames_of(stack: &[usize]) -> Vec<Frame> {
+    crate::guard::without_sampling(|| {
+        let _g = WRITER.lock();
+        crate::symbolize::frames_of(stack)
+    })
 }
 
 /// Runs `f` under the writer lock with sampling off: symbolization outside

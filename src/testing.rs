@@ -484,7 +484,7 @@ pub fn assert_no_alloc<R>(f: impl FnOnce() -> R) -> R {
                 stats.reallocs,
                 stats.bytes_allocated,
                 first
-                    .map(|id| site_of(&crate::symbolize::frames_of(crate::stacks::get(id).0)))
+                    .map(|id| site_of(&crate::snapshot::frames_of(crate::stacks::get(id).0)))
                     .unwrap_or_else(|| "?".to_string())
             )
         });
