@@ -144,6 +144,14 @@ pub(crate) fn is_installed() -> bool {
     INSTALLED.load(Ordering::Relaxed)
 }
 
+/// The sample decision for a countdown that ran out: the environment is
+/// read first (once), then the sampler judges with the thread's scope.
+#[inline]
+fn decide(size: usize) -> Option<sampler::Sample> {
+    crate::env::init_once();
+    sampler::slow(size, scope::current())
+}
+
 impl<A: GlobalAlloc> Sampled<A> {
     #[cold]
     #[inline(never)]
@@ -151,7 +159,7 @@ impl<A: GlobalAlloc> Sampled<A> {
         if !INSTALLED.load(Ordering::Relaxed) {
             INSTALLED.store(true, Ordering::Relaxed);
         }
-        if let Some(sample) = sampler::slow(layout.size()) {
+        if let Some(sample) = decide(layout.size()) {
             let p = live::alloc_sampled(layout, sample, zeroed);
             if !p.is_null() {
                 return p;
@@ -178,7 +186,7 @@ impl<A: GlobalAlloc> Sampled<A> {
         let sample = if old_sampled && sampler::fast(new_size) {
             None
         } else {
-            sampler::slow(new_size)
+            decide(new_size)
         };
         let Some(s) = sample.filter(|s| s.scope != 0) else {
             // SAFETY: forwarded contract.
