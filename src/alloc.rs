@@ -10,12 +10,14 @@
 //! stay a handful of instructions. Null from the inner allocator is passed
 //! back untouched and nothing is recorded for it.
 
+use crate::guard::Busy;
 use crate::live;
 use crate::sampler;
 use crate::scope;
 use crate::sys::region;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// A global allocator that samples allocations, Go-style, and forwards
 /// everything to the allocator it wraps.
@@ -107,11 +109,57 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Sampled<A> {
     }
 }
 
+/// Set by the first slow path of any `Sampled`: some `Sampled` serves this
+/// process's global allocations. Costs the fast path nothing.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Is a `Sampled` the global allocator of this process? Once an allocation
+/// has gone through a `Sampled` slow path this is one load. Before that, a
+/// probe: one allocation of 1 byte with this thread's countdown forced to
+/// run out (so a `Sampled` would take its slow path) and the thread marked
+/// busy (so nothing is recorded), then its free. Called by the test helpers.
+pub(crate) fn is_installed() -> bool {
+    if INSTALLED.load(Ordering::Relaxed) {
+        return true;
+    }
+    {
+        let _busy = Busy::enter();
+        sampler::force_slow_path();
+        let layout = Layout::new::<u8>();
+        // SAFETY: a non-zero-sized layout; the block is freed just below
+        // with the same layout. `black_box` keeps the pair from being
+        // optimised away.
+        unsafe {
+            let p = core::hint::black_box(std::alloc::alloc(layout));
+            if !p.is_null() {
+                std::alloc::dealloc(p, layout);
+            }
+        }
+    }
+    if scope::current() == 0 {
+        // The probe's slow path (if any) drew a fresh countdown; without
+        // one, leave the forced countdown to the next slow path to redraw.
+        sampler::resume_sampling();
+    }
+    INSTALLED.load(Ordering::Relaxed)
+}
+
+/// The sample decision for a countdown that ran out: the environment is
+/// read first (once), then the sampler judges with the thread's scope.
+#[inline]
+fn decide(size: usize) -> Option<sampler::Sample> {
+    crate::env::init_once();
+    sampler::slow(size, scope::current())
+}
+
 impl<A: GlobalAlloc> Sampled<A> {
     #[cold]
     #[inline(never)]
     unsafe fn alloc_slow(&self, layout: Layout, zeroed: bool) -> *mut u8 {
-        if let Some(sample) = sampler::slow(layout.size()) {
+        if !INSTALLED.load(Ordering::Relaxed) {
+            INSTALLED.store(true, Ordering::Relaxed);
+        }
+        if let Some(sample) = decide(layout.size()) {
             let p = live::alloc_sampled(layout, sample, zeroed);
             if !p.is_null() {
                 return p;
@@ -138,19 +186,30 @@ impl<A: GlobalAlloc> Sampled<A> {
         let sample = if old_sampled && sampler::fast(new_size) {
             None
         } else {
-            sampler::slow(new_size)
+            decide(new_size)
         };
         let Some(s) = sample.filter(|s| s.scope != 0) else {
             // SAFETY: forwarded contract.
             return unsafe { self.realloc_move(ptr, layout, new_size, sample) };
         };
-        // Inside a test scope: one realloc, not a free and an alloc.
-        // SAFETY: a region pointer is a live sampled block.
-        let owned = old_sampled && scope::owns(unsafe { region::meta_of(ptr) }.scope());
+        // Inside a test scope: one realloc, not a free and an alloc, in
+        // each scope of the thread's chain by its own ownership.
+        let old_owner = if old_sampled {
+            // SAFETY: a region pointer is a live sampled block.
+            unsafe { region::meta_of(ptr) }.scope()
+        } else {
+            0
+        };
         scope::realloc_begin();
         // SAFETY: forwarded contract.
         let new = unsafe { self.realloc_move(ptr, layout, new_size, Some(s)) };
-        scope::realloc_done(!new.is_null(), owned, layout.size() as u64, new_size as u64);
+        scope::realloc_done(
+            !new.is_null(),
+            old_owner,
+            layout.size() as u64,
+            new_size as u64,
+            region::contains(new),
+        );
         new
     }
 

@@ -18,10 +18,11 @@
 //! written to a temporary name and renamed, so readers never see half a
 //! profile. Failure prints one line and leaves the exit status alone.
 
+use crate::fork;
 use crate::guard::Busy;
 use crate::sampler;
 use crate::stack::{self, Unwinder};
-use crate::sys::{fork, os};
+use crate::sys::os;
 use core::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};

@@ -107,6 +107,7 @@ compile_error!(
 mod alloc;
 mod encode;
 mod env;
+mod fork;
 mod guard;
 #[cfg(feature = "http")]
 pub mod http;

@@ -149,17 +149,17 @@ mod deferred {
     }
 }
 
-/// Charges the free of a block to the scope that owns it, if any, and
-/// counts frees of other scopes' blocks in this thread's scope as foreign.
+/// Charges the free of a block to the scopes that own it (its scope and
+/// that scope's active ancestors), and counts it as foreign in each active
+/// scope of this thread's chain that does not own it. Inside a realloc in
+/// a scope, `scope::realloc_done` accounts the realloc's own chain.
 fn charge_free(meta: &region::BlockMeta) {
     let owner = meta.scope();
     if owner != 0 {
         let (stack, size) = records::stack_and_size(meta.record());
         scope::on_free(owner, stack, size);
     }
-    if scope::current() != 0 && !scope::owns(owner) {
-        scope::on_foreign_free();
-    }
+    scope::on_foreign_free(owner);
 }
 
 /// Re-records a sampled block in place: the old sample is freed and a new

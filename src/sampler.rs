@@ -94,18 +94,18 @@ pub(crate) struct Sample {
 /// The countdown ran out. Returns the sample if this allocation is to be
 /// recorded, `None` if not (rate changed and a fresh draw covers it,
 /// profiling is off, or the thread is inside the profiler). Inside a test
-/// scope every allocation is recorded, with weight 1.
+/// scope (`scope`, the thread's current one, 0 for none) every allocation
+/// is recorded, with weight 1. The caller reads the environment first
+/// (`env::init_once`): this module sits below both.
 #[cold]
 #[inline(never)]
-pub(crate) fn slow(size: usize) -> Option<Sample> {
-    crate::env::init_once();
+pub(crate) fn slow(size: usize, scope: u32) -> Option<Sample> {
     let floor = GLOBAL.floor.load(Ordering::Acquire);
     let rate = GLOBAL.rate.load(Ordering::Acquire);
     let (Ok(synced), Ok(draw_rate)) = (SYNCED.try_with(Cell::get), DRAW_RATE.try_with(Cell::get))
     else {
         return None;
     };
-    let scope = crate::scope::current();
     if guard::is_busy() {
         // The profiler's own allocations are never sampled. Draw afresh:
         // memorylessness keeps the thread's other samples unbiased.

@@ -35,9 +35,10 @@ const NONE: u32 = 0;
 thread_local! {
     /// The innermost scope active on this thread (0: none).
     static CURRENT: Cell<u32> = const { Cell::new(NONE) };
-    /// Set while `realloc` moves a block, so its free and alloc are
-    /// accounted as one realloc.
-    static IN_REALLOC: Cell<bool> = const { Cell::new(false) };
+    /// The scope (0: none) whose realloc this thread is doing, so the
+    /// realloc's free and alloc are accounted as one realloc in that scope
+    /// and its ancestors.
+    static IN_REALLOC: Cell<u32> = const { Cell::new(NONE) };
 }
 
 #[derive(Clone, Copy, Default)]
@@ -230,14 +231,36 @@ fn release(h: u32) {
     USED[idx / 64].fetch_and(!(1u64 << (idx % 64)), Ordering::Relaxed);
 }
 
-/// Active scopes from `h` up its ancestors.
-fn for_active(mut h: u32, mut f: impl FnMut(&'static Slot)) {
+/// Active scopes from `h` up its ancestors, with their handles.
+fn for_active(mut h: u32, mut f: impl FnMut(u32, &'static Slot)) {
     while let Some(s) = slot_of(h) {
         if s.active.load(Ordering::Acquire) != 0 {
-            f(s);
+            f(h, s);
         }
         h = s.parent.load(Ordering::Relaxed);
     }
+}
+
+/// Is `scope` one of `h`, its parent, its parent's parent...? That is:
+/// does `scope` own a block whose handle is `h`? A stale `h` (its nest
+/// ended and the slot was reused) is owned by nobody.
+fn in_chain(scope: u32, mut h: u32) -> bool {
+    if scope == NONE {
+        return false;
+    }
+    while let Some(s) = slot_of(h) {
+        if h == scope {
+            return true;
+        }
+        h = s.parent.load(Ordering::Relaxed);
+    }
+    false
+}
+
+/// The scope whose realloc this thread is doing (0: none), see
+/// `realloc_begin`.
+fn realloc_scope() -> u32 {
+    IN_REALLOC.try_with(Cell::get).unwrap_or(NONE)
 }
 
 fn add_site(s: &Slot, stack: StackId, size: u64, alloc: bool) {
@@ -309,12 +332,14 @@ fn grow_live(s: &Slot, bytes: i64) {
     s.peak_bytes.fetch_max(now, Ordering::Relaxed);
 }
 
-/// A block of `size` bytes at `stack` was allocated in scope `h`.
+/// A block of `size` bytes at `stack` was allocated in scope `h`: every
+/// active scope from `h` up owns it. Inside a realloc, the scopes that
+/// `realloc_done` accounts only update their sites here.
 pub(crate) fn on_alloc(h: u32, stack: StackId, size: u64) {
-    let in_realloc = IN_REALLOC.try_with(Cell::get).unwrap_or(false);
-    for_active(h, |s| {
+    let r = realloc_scope();
+    for_active(h, |sh, s| {
         add_site(s, stack, size, true);
-        if in_realloc {
+        if in_chain(sh, r) {
             return;
         }
         s.first_stack
@@ -327,12 +352,15 @@ pub(crate) fn on_alloc(h: u32, stack: StackId, size: u64) {
     });
 }
 
-/// A block owned by scope `h` was freed (on any thread).
+/// A block owned by scope `h` was freed (on any thread): every active
+/// scope from `h` up loses it. Inside a realloc, the scopes of the
+/// realloc's own chain are accounted by `realloc_done` instead; owners
+/// outside that chain (the block moved to an unrelated scope) see a free.
 pub(crate) fn on_free(h: u32, stack: StackId, size: u64) {
-    let in_realloc = IN_REALLOC.try_with(Cell::get).unwrap_or(false);
-    for_active(h, |s| {
+    let r = realloc_scope();
+    for_active(h, |sh, s| {
         add_site(s, stack, size, false);
-        if in_realloc {
+        if in_chain(sh, r) {
             return;
         }
         s.deallocs.fetch_add(1, Ordering::Relaxed);
@@ -342,62 +370,76 @@ pub(crate) fn on_free(h: u32, stack: StackId, size: u64) {
     });
 }
 
-/// A block not owned by the thread's scope was freed inside it.
-pub(crate) fn on_foreign_free() {
-    for_active(current(), |s| {
-        s.foreign_frees.fetch_add(1, Ordering::Relaxed);
+/// A block whose scope handle is `owner` (0: none) was freed on this
+/// thread: each active scope of this thread's chain that does not own it
+/// counts a foreign free. Not inside a realloc: `realloc_done` counts it.
+pub(crate) fn on_foreign_free(owner: u32) {
+    let cur = current();
+    if cur == NONE || realloc_scope() != NONE {
+        return;
+    }
+    for_active(cur, |sh, s| {
+        if !in_chain(sh, owner) {
+            s.foreign_frees.fetch_add(1, Ordering::Relaxed);
+        }
     });
 }
 
-/// Marks the start of a realloc on this thread: the free and alloc it does
-/// update per-site tables but not the scope's counters, which
-/// `realloc_done` then updates as one realloc.
+/// Marks the start of a realloc on this thread, in its current scope: the
+/// free and alloc it does update per-site tables but not the counters of
+/// that scope and its ancestors, which `realloc_done` then updates as one
+/// realloc.
 pub(crate) fn realloc_begin() {
-    let _ = IN_REALLOC.try_with(|c| c.set(true));
+    let cur = current();
+    let _ = IN_REALLOC.try_with(|c| c.set(cur));
 }
 
-/// Accounts a realloc of `old_size` → `new_size` bytes in the current
-/// scope; `owned` tells whether the old block belonged to it.
-pub(crate) fn realloc_done(ok: bool, owned: bool, old_size: u64, new_size: u64) {
-    let _ = IN_REALLOC.try_with(|c| c.set(false));
+/// Accounts a realloc of `old_size` → `new_size` bytes in every active
+/// scope of the current chain, each by its own ownership: a scope owns the
+/// old block when `old_owner` (the old block's scope handle, 0 for an
+/// unrecorded block) is it or a descendant. `tracked`: the new block is
+/// recorded (served from the region, owned by the current scope); it is
+/// not when the region was full and the inner allocator served it.
+pub(crate) fn realloc_done(ok: bool, old_owner: u32, old_size: u64, new_size: u64, tracked: bool) {
+    let _ = IN_REALLOC.try_with(|c| c.set(NONE));
     if !ok {
         return;
     }
-    for_active(current(), |s| {
+    for_active(current(), |sh, s| {
         s.reallocs.fetch_add(1, Ordering::Relaxed);
-        if owned {
-            if new_size >= old_size {
-                s.bytes_allocated
-                    .fetch_add(new_size - old_size, Ordering::Relaxed);
-                grow_live(s, (new_size - old_size) as i64);
-            } else {
-                s.bytes_freed
-                    .fetch_add(old_size - new_size, Ordering::Relaxed);
-                s.live_bytes
-                    .fetch_sub((old_size - new_size) as i64, Ordering::Relaxed);
+        match (in_chain(sh, old_owner), tracked) {
+            (true, true) => {
+                if new_size >= old_size {
+                    s.bytes_allocated
+                        .fetch_add(new_size - old_size, Ordering::Relaxed);
+                    grow_live(s, (new_size - old_size) as i64);
+                } else {
+                    s.bytes_freed
+                        .fetch_add(old_size - new_size, Ordering::Relaxed);
+                    s.live_bytes
+                        .fetch_sub((old_size - new_size) as i64, Ordering::Relaxed);
+                }
             }
-        } else {
-            // A block from before the scope: its new incarnation is owned.
-            s.foreign_frees.fetch_add(1, Ordering::Relaxed);
-            s.bytes_allocated.fetch_add(new_size, Ordering::Relaxed);
-            s.live_blocks.fetch_add(1, Ordering::Relaxed);
-            grow_live(s, new_size as i64);
+            (true, false) => {
+                // The block left the scope's view: its old bytes are gone.
+                s.bytes_freed.fetch_add(old_size, Ordering::Relaxed);
+                s.live_blocks.fetch_sub(1, Ordering::Relaxed);
+                s.live_bytes.fetch_sub(old_size as i64, Ordering::Relaxed);
+                s.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            (false, true) => {
+                // A block the scope did not own: its new incarnation is.
+                s.foreign_frees.fetch_add(1, Ordering::Relaxed);
+                s.bytes_allocated.fetch_add(new_size, Ordering::Relaxed);
+                s.live_blocks.fetch_add(1, Ordering::Relaxed);
+                grow_live(s, new_size as i64);
+            }
+            (false, false) => {
+                s.foreign_frees.fetch_add(1, Ordering::Relaxed);
+                s.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     });
-}
-
-/// Does scope `h` (or an ancestor of it) include the current scope? Used
-/// to tell owned from foreign blocks in a realloc.
-pub(crate) fn owns(block_scope: u32) -> bool {
-    let cur = current();
-    let mut h = block_scope;
-    while let Some(s) = slot_of(h) {
-        if h == cur {
-            return true;
-        }
-        h = s.parent.load(Ordering::Relaxed);
-    }
-    false
 }
 
 /// A copy of a scope's counters and sites.
@@ -426,20 +468,22 @@ pub(crate) fn snapshot(h: u32) -> Option<Snapshot> {
         0,
     ];
     let first = s.first_stack.load(Ordering::Relaxed);
-    let sites = {
+    // Room for every site, allocated before the lock is taken: the slot
+    // lock is never held while allocating (the fork handlers take it).
+    let mut sites = Vec::with_capacity(SITES);
+    {
         let _g = s.lock.lock();
         let table = s.sites.load(Ordering::Relaxed);
-        if table.is_null() {
-            Vec::new()
-        } else {
+        if !table.is_null() {
             // SAFETY: we hold the slot lock; the table has SITES entries.
-            unsafe { core::slice::from_raw_parts(table, SITES) }
-                .iter()
-                .filter(|e| e.size != 0)
-                .map(|e| (e.stack, e.size, e.allocs, e.frees))
-                .collect()
+            let all = unsafe { core::slice::from_raw_parts(table, SITES) };
+            sites.extend(
+                all.iter()
+                    .filter(|e| e.size != 0)
+                    .map(|e| (e.stack, e.size, e.allocs, e.frees)),
+            );
         }
-    };
+    }
     Some(Snapshot {
         counts,
         first_stack: (first != u32::MAX).then_some(first),
@@ -448,10 +492,20 @@ pub(crate) fn snapshot(h: u32) -> Option<Snapshot> {
     })
 }
 
+/// Takes the scope locks (before `fork`; see `crate::fork`): the slot
+/// table's, then every slot's. Each is held for a few instructions, and
+/// never while allocating.
 pub(crate) fn lock_for_fork() {
     FREE_LOCK.raw_lock();
+    for s in &TABLE {
+        s.lock.raw_lock();
+    }
 }
 
+/// Releases what `lock_for_fork` took (after `fork`, in parent and child).
 pub(crate) fn unlock_after_fork() {
+    for s in TABLE.iter().rev() {
+        s.lock.raw_unlock();
+    }
     FREE_LOCK.raw_unlock();
 }

@@ -180,42 +180,6 @@ impl HeapProfile {
         }
         t
     }
-
-    /// Writes the profile as a gzip-compressed pprof `profile.proto`, shaped
-    /// like Go's heap profile (`go tool pprof` opens it as it is).
-    ///
-    /// Symbolizes the stacks (functions, inlined frames, files and lines).
-    /// Allocations made while writing are not sampled.
-    ///
-    /// ```no_run
-    /// let file = std::fs::File::create("heap.pb.gz")?;
-    /// memprof::heap_profile().write_pprof(file)?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn write_pprof<W: io::Write>(&self, w: W) -> io::Result<()> {
-        encode_then_write(w, |buf| crate::encode::pprof::write(self, None, buf))
-    }
-
-    /// Like [`write_pprof`](Self::write_pprof), but the profile opens on
-    /// `alloc_space` by default, like Go's `allocs` profile.
-    pub fn write_pprof_allocs<W: io::Write>(&self, w: W) -> io::Result<()> {
-        encode_then_write(w, |buf| {
-            crate::encode::pprof::write(self, Some("alloc_space"), buf)
-        })
-    }
-
-    /// Writes Go's legacy text heap profile (`debug=1`), which
-    /// `go tool pprof` also reads.
-    ///
-    /// ```
-    /// let mut out = Vec::new();
-    /// memprof::heap_profile().write_text(&mut out)?;
-    /// assert!(out.starts_with(b"heap profile: "));
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn write_text<W: io::Write>(&self, w: W) -> io::Result<()> {
-        encode_then_write(w, |buf| crate::encode::text::write(self, buf))
-    }
 }
 
 /// Estimated totals of a [`HeapProfile`], see [`HeapProfile::totals`].
@@ -284,10 +248,7 @@ impl Record {
     ///
     /// Allocations made while symbolizing are not sampled.
     pub fn frames(&self) -> Vec<Frame> {
-        crate::guard::without_sampling(|| {
-            let _g = WRITER.lock();
-            crate::symbolize::frames_of(&self.stack)
-        })
+        frames_of(&self.stack)
     }
 }
 
@@ -300,16 +261,49 @@ pub(crate) fn round(x: f64) -> u64 {
     }
 }
 
-/// Serialises profile building and symbolization (and is taken around
-/// `fork`, so a child never inherits the symbolizer's locks mid-use).
+/// Serialises profile building and symbolization. Not waited for around
+/// `fork` (a cold symbolization holds it for seconds): see `crate::fork`
+/// and the handlers below.
 static WRITER: crate::sys::lock::SpinLock = crate::sys::lock::SpinLock::new();
 
-pub(crate) fn lock_writer_for_fork() {
-    WRITER.raw_lock();
+thread_local! {
+    /// Set by `writer_prepare_fork` on the forking thread: another thread
+    /// held the writer at the fork, so the child must not trust the
+    /// symbolizer's state. Thread-local: two threads may fork at once.
+    static WRITER_BUSY_AT_FORK: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
 }
 
-pub(crate) fn unlock_writer_after_fork() {
+/// Before `fork`: takes the writer lock only if it is free, never waits.
+pub(crate) fn writer_prepare_fork() {
+    let busy = !WRITER.try_raw_lock();
+    let _ = WRITER_BUSY_AT_FORK.try_with(|b| b.set(busy));
+}
+
+/// After `fork`, in the parent: releases the lock if `prepare` took it.
+pub(crate) fn writer_after_fork_parent() {
+    if !WRITER_BUSY_AT_FORK.try_with(|b| b.get()).unwrap_or(true) {
+        WRITER.raw_unlock();
+    }
+}
+
+/// After `fork`, in the child: the lock is released either way (if
+/// another thread held it, that thread does not exist here). If a write
+/// was in progress, the symbolizer (the `backtrace` crate's lock and
+/// caches, the loader walk) may be mid-update: symbolization is off in
+/// this child, and its profiles carry addresses and mappings only.
+pub(crate) fn writer_after_fork_child() {
+    if WRITER_BUSY_AT_FORK.try_with(|b| b.get()).unwrap_or(true) {
+        crate::symbolize::disable_after_fork();
+    }
     WRITER.raw_unlock();
+}
+
+/// Symbolizes one stack under the writer lock, sampling off.
+pub(crate) fn frames_of(stack: &[usize]) -> Vec<Frame> {
+    crate::guard::without_sampling(|| {
+        let _g = WRITER.lock();
+        crate::symbolize::frames_of(stack)
+    })
 }
 
 /// Runs `f` under the writer lock with sampling off: symbolization outside

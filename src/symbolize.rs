@@ -17,10 +17,28 @@
 //!
 //! [`Record::frames`]: crate::Record::frames
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use std::collections::HashMap;
 use std::ffi::c_void;
 
 use crate::Frame;
+
+/// Set in a `fork` child when another thread of the parent was writing a
+/// profile at the fork: the `backtrace` crate's lock may be held for ever
+/// and its caches half-written, so this process never symbolizes again.
+static DISABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns symbolization off for good (a `fork` child, see `DISABLED`).
+pub(crate) fn disable_after_fork() {
+    DISABLED.store(true, Ordering::Relaxed);
+}
+
+/// Can this process symbolize? `false` in a child forked while a profile
+/// was being written: its profiles carry addresses and mappings, no names
+/// (`go tool pprof` can name them from the binaries).
+pub(crate) fn enabled() -> bool {
+    !DISABLED.load(Ordering::Relaxed)
+}
 
 /// Name used for a frame whose function could not be resolved.
 pub(crate) const UNKNOWN: &str = "<unknown>";
@@ -72,6 +90,9 @@ impl Symbolizer {
     pub(crate) fn resolve(&mut self, ret: usize) -> &[Sym] {
         let late = &mut self.late;
         self.cache.entry(ret).or_insert_with(|| {
+            if !enabled() {
+                return Vec::new();
+            }
             let syms = resolve_uncached(ret);
             if syms.is_empty() {
                 late.resolve(ret)

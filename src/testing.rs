@@ -51,6 +51,9 @@
 //! - Allocations made while the thread is panicking are not recorded (the
 //!   panic machinery is not the test's work).
 //! - `assert_no_leaks` counts what the closure returns as live.
+//! - Every helper panics, saying why, when it cannot count: `Sampled` is
+//!   not the binary's global allocator, or memprof could not reserve its
+//!   sampled-block region (an address-space limit). None passes vacuously.
 
 use crate::guard::without_sampling;
 use crate::scope;
@@ -161,11 +164,53 @@ impl<R> Measured<R> {
     }
 }
 
+/// Why a scope would see nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CannotRecord {
+    /// No `Sampled` serves this process's allocations.
+    NotInstalled,
+    /// The region that serves recorded blocks could not be reserved.
+    NoRegion,
+}
+
+impl CannotRecord {
+    fn message(self, what: &str) -> String {
+        match self {
+            CannotRecord::NotInstalled => format!(
+                "memprof::Sampled is not the global allocator of this binary: {what}() cannot see allocations \
+                 (add `#[global_allocator] static A: memprof::Sampled<std::alloc::System> = memprof::Sampled::new(std::alloc::System);` \
+                 to the test binary)"
+            ),
+            CannotRecord::NoRegion => format!(
+                "memprof could not reserve its sampled-block region (address-space limit? `ulimit -v`): \
+                 {what}() cannot record allocations"
+            ),
+        }
+    }
+}
+
+/// Can a scope record this thread's allocations? Checked by every helper
+/// before it begins, so that none passes vacuously.
+fn can_record() -> Result<(), CannotRecord> {
+    if !crate::alloc::is_installed() {
+        return Err(CannotRecord::NotInstalled);
+    }
+    if !crate::sys::region::ensure_init() {
+        return Err(CannotRecord::NoRegion);
+    }
+    Ok(())
+}
+
 /// A running scope; ends it when dropped (also on panic).
 struct Active(u32);
 
 impl Active {
-    fn begin() -> Active {
+    /// Begins a scope for the helper `what`; panics, saying why, when the
+    /// scope could not see or record allocations (it would pass vacuously).
+    fn begin(what: &str) -> Active {
+        if let Err(why) = can_record() {
+            panic!("{}", why.message(what));
+        }
         match scope::begin() {
             Some(h) => Active(h),
             None => panic!(
@@ -265,10 +310,15 @@ fn empty_profile() -> HeapProfile {
 /// assert_eq!(m.stats.live_bytes, 100); // `m.value` still holds it
 /// ```
 ///
-/// Needs `Sampled` installed as the global allocator; without it every
-/// count is 0.
+/// # Panics
+///
+/// When it cannot count: `Sampled` is not the global allocator of the
+/// binary, or memprof could not reserve the address range it records
+/// blocks in (an address-space limit such as `ulimit -v`). So do
+/// [`allocs_per_run`], [`assert_no_alloc`], [`assert_no_leaks`] and
+/// [`dump_on_panic`]: none of them passes vacuously.
 pub fn measure<R>(f: impl FnOnce() -> R) -> Measured<R> {
-    let active = Active::begin();
+    let active = Active::begin("measure");
     let value = f();
     let (stats, profile) = active.finish();
     Measured {
@@ -389,7 +439,7 @@ impl fmt::Display for PerRun {
 /// ```
 pub fn allocs_per_run(runs: usize, mut f: impl FnMut()) -> PerRun {
     f();
-    let outer = Active::begin();
+    let outer = Active::begin("allocs_per_run");
     let (mut allocs, mut bytes, mut retained) = (Vec::new(), Vec::new(), Vec::new());
     without_sampling(|| {
         allocs.reserve(runs);
@@ -423,7 +473,7 @@ pub fn allocs_per_run(runs: usize, mut f: impl FnMut()) -> PerRun {
 /// memprof::assert_no_alloc(|| Box::new(7));
 /// ```
 pub fn assert_no_alloc<R>(f: impl FnOnce() -> R) -> R {
-    let active = Active::begin();
+    let active = Active::begin("assert_no_alloc");
     let value = f();
     let (stats, profile, first) = active.finish_with_first();
     if stats.allocs + stats.reallocs > 0 {
@@ -434,7 +484,7 @@ pub fn assert_no_alloc<R>(f: impl FnOnce() -> R) -> R {
                 stats.reallocs,
                 stats.bytes_allocated,
                 first
-                    .map(|id| site_of(&crate::symbolize::frames_of(crate::stacks::get(id).0)))
+                    .map(|id| site_of(&crate::snapshot::frames_of(crate::stacks::get(id).0)))
                     .unwrap_or_else(|| "?".to_string())
             )
         });
@@ -455,7 +505,7 @@ pub fn assert_no_alloc<R>(f: impl FnOnce() -> R) -> R {
 /// memprof::assert_no_leaks(|| std::mem::forget(vec![0u8; 10]));
 /// ```
 pub fn assert_no_leaks<R>(f: impl FnOnce() -> R) -> R {
-    let active = Active::begin();
+    let active = Active::begin("assert_no_leaks");
     let value = f();
     let (stats, profile) = active.finish();
     if stats.live_blocks > 0 {
@@ -484,7 +534,7 @@ pub fn assert_no_leaks<R>(f: impl FnOnce() -> R) -> R {
 /// // ... the test ...
 /// ```
 pub fn dump_on_panic() -> impl Drop {
-    DumpOnPanic(Some(Active::begin()))
+    DumpOnPanic(Some(Active::begin("dump_on_panic")))
 }
 
 struct DumpOnPanic(Option<Active>);

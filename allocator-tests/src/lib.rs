@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+pub mod fork_stall;
 pub mod http;
 pub mod soak;
 

@@ -210,3 +210,316 @@ parallel_exact!(
     p63 = 63,
     p64 = 64
 );
+
+// ---- Nested scopes: ownership is per scope --------------------------------
+//
+// A block is owned by scope S when its scope (the one active when it was
+// allocated) is S or a descendant of S. Each scope of a nest accounts a
+// realloc, a free and a foreign free by its own ownership.
+
+/// Stats with the given fields, the rest 0.
+#[allow(clippy::too_many_arguments)]
+fn stats(
+    allocs: u64,
+    reallocs: u64,
+    deallocs: u64,
+    bytes_allocated: u64,
+    bytes_freed: u64,
+    live: (u64, u64),
+    peak_bytes: u64,
+    foreign_frees: u64,
+) -> Stats {
+    Stats {
+        allocs,
+        reallocs,
+        deallocs,
+        bytes_allocated,
+        bytes_freed,
+        live_blocks: live.0,
+        live_bytes: live.1,
+        peak_bytes,
+        foreign_frees,
+    }
+}
+
+#[test]
+fn realloc_in_an_inner_scope_of_a_block_the_outer_owns_is_no_leak() {
+    // The reported case: a false leak.
+    memprof::assert_no_leaks(|| {
+        let mut v = vec![0u8; 8];
+        let _ = measure(|| v.reserve(1000));
+        drop(v);
+    });
+    let mut inner = Stats::default();
+    let outer = measure(|| {
+        let mut v = vec![0u8; 8];
+        inner = measure(|| v.reserve(1000)).stats; // 8 -> 1008 bytes
+        drop(v);
+    });
+    // The inner scope does not own the old block: a foreign free, and the
+    // new 1008-byte block is its own.
+    assert_eq!(inner, stats(0, 1, 0, 1008, 0, (1, 1008), 1008, 1), "inner");
+    // The outer scope owns it before and after: growth of 1000 bytes.
+    assert_eq!(
+        outer.stats,
+        stats(1, 1, 1, 1008, 1008, (0, 0), 1008, 0),
+        "outer"
+    );
+}
+
+#[test]
+fn realloc_in_the_outer_scope_of_a_block_an_ended_inner_scope_owns() {
+    let mut inner = Stats::default();
+    let outer = measure(|| {
+        let m = measure(|| vec![0u8; 8]);
+        inner = m.stats;
+        let mut v = m.value;
+        v.reserve(1000);
+        drop(v);
+    });
+    assert_eq!(inner, stats(1, 0, 0, 8, 0, (1, 8), 8, 0), "inner");
+    assert_eq!(
+        outer.stats,
+        stats(1, 1, 1, 1008, 1008, (0, 0), 1008, 0),
+        "outer"
+    );
+}
+
+#[test]
+fn free_in_an_inner_scope_of_a_block_the_outer_owns() {
+    let mut inner = Stats::default();
+    let outer = measure(|| {
+        let v = vec![0u8; 8];
+        inner = measure(|| drop(v)).stats;
+    });
+    assert_eq!(inner, stats(0, 0, 0, 0, 0, (0, 0), 0, 1), "inner");
+    assert_eq!(outer.stats, stats(1, 0, 1, 8, 8, (0, 0), 8, 0), "outer");
+}
+
+#[test]
+fn three_levels_each_scope_by_its_own_ownership() {
+    let (mut b, mut c) = (Stats::default(), Stats::default());
+    let a = measure(|| {
+        let mut x = vec![0u8; 8]; // owned by a
+        b = measure(|| {
+            let mut y = vec![0u8; 16]; // owned by b (and a)
+            c = measure(|| {
+                x.reserve(100); // 8 -> 108: a owns it, b and c do not
+                y.reserve(100); // 16 -> 116: a and b own it, c does not
+            })
+            .stats;
+            drop(y);
+        })
+        .stats;
+        drop(x);
+    });
+    assert_eq!(c, stats(0, 2, 0, 224, 0, (2, 224), 224, 2), "c");
+    // b: y (16), x's realloc as a foreign block (+108, live), y's growth
+    // (+100); then y (now c's, so b's) freed; x freed after b ended.
+    assert_eq!(b, stats(1, 2, 1, 224, 116, (1, 108), 224, 1), "b");
+    assert_eq!(a.stats, stats(2, 2, 2, 224, 224, (0, 0), 224, 0), "a");
+}
+
+/// A thread started before any scope, that does one raw allocator
+/// operation at a time for the test thread, inside a scope it is told
+/// (attached or its own), without allocating on the test thread's side.
+mod worker {
+    use super::*;
+    use memprof::ScopeHandle;
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::Mutex;
+
+    #[derive(Clone, Copy)]
+    pub enum Op {
+        Free(usize, Layout),
+        /// Realloc to a new size; the worker returns the new address.
+        Realloc(usize, Layout, usize),
+    }
+
+    #[derive(Clone, Copy)]
+    pub enum In {
+        /// Attached to the test thread's scope.
+        Attached(ScopeHandle),
+        /// No scope at all.
+        Unscoped,
+        /// In a `measure` of its own; its Stats come back.
+        Own,
+    }
+
+    #[derive(Default)]
+    pub struct Worker {
+        state: AtomicU8, // 0 idle, 1 job posted, 2 done, 3 stop
+        job: Mutex<Option<(In, Op)>>,
+        out: Mutex<Option<(usize, Option<Stats>)>>,
+    }
+
+    fn apply(op: Op) -> usize {
+        // SAFETY: the test hands over live blocks with the layout they
+        // were allocated with.
+        unsafe {
+            match op {
+                Op::Free(p, l) => {
+                    dealloc(p as *mut u8, l);
+                    0
+                }
+                Op::Realloc(p, l, n) => realloc(p as *mut u8, l, n) as usize,
+            }
+        }
+    }
+
+    impl Worker {
+        pub fn serve(&self) {
+            loop {
+                match self.state.load(Ordering::Acquire) {
+                    1 => {
+                        let (scope, op) = self.job.lock().unwrap().take().unwrap();
+                        let out = match scope {
+                            In::Attached(h) => (h.attach(|| apply(op)), None),
+                            In::Unscoped => (apply(op), None),
+                            In::Own => {
+                                let m = measure(|| apply(op));
+                                (m.value, Some(m.stats))
+                            }
+                        };
+                        *self.out.lock().unwrap() = Some(out);
+                        self.state.store(2, Ordering::Release);
+                    }
+                    3 => return,
+                    _ => std::thread::yield_now(),
+                }
+            }
+        }
+
+        /// Runs `op` on the worker thread and waits for it.
+        pub fn run(&self, scope: In, op: Op) -> (usize, Option<Stats>) {
+            *self.job.lock().unwrap() = Some((scope, op));
+            self.state.store(1, Ordering::Release);
+            while self.state.load(Ordering::Acquire) != 2 {
+                std::thread::yield_now();
+            }
+            self.state.store(0, Ordering::Release);
+            self.out.lock().unwrap().take().unwrap()
+        }
+
+        pub fn stop(&self) {
+            self.state.store(3, Ordering::Release);
+        }
+    }
+
+    /// Runs `f` with a worker thread.
+    pub fn with(f: impl FnOnce(&Worker)) {
+        let w = Worker::default();
+        struct Stop<'a>(&'a Worker);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.stop(); // also when `f` panics
+            }
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| w.serve());
+            let _stop = Stop(&w);
+            f(&w);
+        });
+    }
+}
+
+fn raw_alloc(size: usize) -> (usize, Layout) {
+    let l = Layout::from_size_align(size, 8).unwrap();
+    // SAFETY: non-zero size.
+    let p = unsafe { alloc(l) };
+    assert!(!p.is_null());
+    (p as usize, l)
+}
+
+fn raw_free(p: usize, l: Layout) {
+    // SAFETY: `p` is live with layout `l`.
+    unsafe { dealloc(p as *mut u8, l) }
+}
+
+#[test]
+fn cross_thread_free_in_an_attached_inner_scope_of_a_block_the_outer_owns() {
+    use worker::{In, Op};
+    worker::with(|w| {
+        let mut inner = Stats::default();
+        let outer = measure(|| {
+            let (p, l) = raw_alloc(40);
+            inner = measure(|| {
+                let h = memprof::current_scope().unwrap();
+                w.run(In::Attached(h), Op::Free(p, l));
+            })
+            .stats;
+        });
+        assert_eq!(inner, stats(0, 0, 0, 0, 0, (0, 0), 0, 1), "inner");
+        assert_eq!(outer.stats, stats(1, 0, 1, 40, 40, (0, 0), 40, 0), "outer");
+    });
+}
+
+#[test]
+fn cross_thread_realloc_in_an_attached_inner_scope_of_a_block_the_outer_owns() {
+    use worker::{In, Op};
+    worker::with(|w| {
+        let mut inner = Stats::default();
+        let outer = measure(|| {
+            let (p, l) = raw_alloc(40);
+            let mut q = 0;
+            inner = measure(|| {
+                let h = memprof::current_scope().unwrap();
+                q = w.run(In::Attached(h), Op::Realloc(p, l, 400)).0;
+            })
+            .stats;
+            raw_free(q, Layout::from_size_align(400, 8).unwrap());
+        });
+        assert_eq!(inner, stats(0, 1, 0, 400, 0, (1, 400), 400, 1), "inner");
+        assert_eq!(
+            outer.stats,
+            stats(1, 1, 1, 400, 400, (0, 0), 400, 0),
+            "outer"
+        );
+    });
+}
+
+#[test]
+fn unscoped_thread_frees_a_block_of_an_active_inner_scope() {
+    use worker::{In, Op};
+    worker::with(|w| {
+        let mut inner = Stats::default();
+        let outer = measure(|| {
+            inner = measure(|| {
+                let (p, l) = raw_alloc(40);
+                w.run(In::Unscoped, Op::Free(p, l));
+            })
+            .stats;
+        });
+        assert_eq!(inner, stats(1, 0, 1, 40, 40, (0, 0), 40, 0), "inner");
+        assert_eq!(outer.stats, stats(1, 0, 1, 40, 40, (0, 0), 40, 0), "outer");
+    });
+}
+
+#[test]
+fn realloc_in_an_unrelated_scope_frees_the_block_for_its_owners() {
+    use worker::{In, Op};
+    worker::with(|w| {
+        let mut inner = Stats::default();
+        let mut other = None;
+        let mut q = 0;
+        let outer = measure(|| {
+            inner = measure(|| {
+                let (p, l) = raw_alloc(40);
+                // Another thread's own scope reallocs it: a free for inner
+                // and outer, a foreign realloc for the other scope.
+                let (n, s) = w.run(In::Own, Op::Realloc(p, l, 400));
+                q = n;
+                other = s;
+            })
+            .stats;
+        });
+        assert_eq!(inner, stats(1, 0, 1, 40, 40, (0, 0), 40, 0), "inner");
+        assert_eq!(outer.stats, stats(1, 0, 1, 40, 40, (0, 0), 40, 0), "outer");
+        assert_eq!(
+            other.unwrap(),
+            stats(0, 1, 0, 400, 0, (1, 400), 400, 1),
+            "the other thread's scope"
+        );
+        raw_free(q, Layout::from_size_align(400, 8).unwrap());
+    });
+}

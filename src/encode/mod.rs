@@ -16,6 +16,46 @@ pub(crate) mod pprof;
 mod proto;
 pub(crate) mod text;
 
+use crate::snapshot::encode_then_write;
+use std::io;
+
+/// The writers live with the encoders (a snapshot knows nothing of formats).
+impl HeapProfile {
+    /// Writes the profile as a gzip-compressed pprof `profile.proto`, shaped
+    /// like Go's heap profile (`go tool pprof` opens it as it is).
+    ///
+    /// Symbolizes the stacks (functions, inlined frames, files and lines).
+    /// Allocations made while writing are not sampled.
+    ///
+    /// ```no_run
+    /// let file = std::fs::File::create("heap.pb.gz")?;
+    /// memprof::heap_profile().write_pprof(file)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn write_pprof<W: io::Write>(&self, w: W) -> io::Result<()> {
+        encode_then_write(w, |buf| pprof::write(self, None, buf))
+    }
+
+    /// Like [`write_pprof`](Self::write_pprof), but the profile opens on
+    /// `alloc_space` by default, like Go's `allocs` profile.
+    pub fn write_pprof_allocs<W: io::Write>(&self, w: W) -> io::Result<()> {
+        encode_then_write(w, |buf| pprof::write(self, Some("alloc_space"), buf))
+    }
+
+    /// Writes Go's legacy text heap profile (`debug=1`), which
+    /// `go tool pprof` also reads.
+    ///
+    /// ```
+    /// let mut out = Vec::new();
+    /// memprof::heap_profile().write_text(&mut out)?;
+    /// assert!(out.starts_with(b"heap profile: "));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn write_text<W: io::Write>(&self, w: W) -> io::Result<()> {
+        encode_then_write(w, |buf| text::write(self, buf))
+    }
+}
+
 /// One sample to write: a trimmed stack, an object size and the summed
 /// unbiased estimates of every record merged into it.
 #[derive(Clone, Debug)]

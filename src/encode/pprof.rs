@@ -85,11 +85,17 @@ pub(crate) fn build(
     }
     b.p.time_nanos = profile.time_nanos;
     b.p.duration_nanos = profile.duration_nanos;
-    for c in [
+    let mut comments = vec![
         format!("memprof {}", env!("CARGO_PKG_VERSION")),
         format!("unwinder: {}", profile.unwinder),
         format!("dropped samples: {}", profile.dropped_samples),
-    ] {
+    ];
+    if !crate::symbolize::enabled() {
+        comments.push(
+            "symbolization: off (forked while another thread was writing a profile)".to_string(),
+        );
+    }
+    for c in comments {
         let i = b.string(&c);
         b.p.comment.push(i);
     }

@@ -274,6 +274,9 @@ fn symbol(input: &[u8]) -> Response {
 /// The name of the function holding instruction `pc` (the innermost one,
 /// if inlined), as Go's `runtime.FuncForPC` gives it.
 fn function_at(pc: u64) -> Option<String> {
+    if !crate::symbolize::enabled() {
+        return None; // a fork child, see `symbolize::enabled`
+    }
     let mut name = None;
     // `backtrace::resolve` looks up the byte before the address it is
     // given (it expects return addresses).

@@ -12,44 +12,138 @@
 //! miss a new entry, which is why callers look up again under their lock
 //! before inserting.
 //!
+//! Memory order: every slot is written with a release store and read with
+//! an acquire load, so a reader that finds an id sees everything its
+//! inserter did before `insert_locked` (the caller's entry). A grown array
+//! is published with a release store of `table` after its header and its
+//! copied slots are written, and read with an acquire load.
+//!
 //! Invariant: `len * 2 <= cap` after every insert that found room, so every
 //! probe sequence reaches an empty slot.
+//!
+//! The logic is generic over its atomics and over where its arrays come
+//! from (`Slots`), so that a `loom` model (`cfg(memprof_loom)`, below)
+//! checks the same code the allocator runs.
 
 use super::arena;
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-const INITIAL_CAP: usize = 1024;
-
-#[repr(C)]
-struct Table {
-    mask: usize,
-    // followed by `mask + 1` AtomicU64 slots
+/// An atomic word holding a `T`: a core atomic in the allocator, loom's in
+/// the model.
+pub(crate) trait Atomic<T> {
+    fn load(&self, order: Ordering) -> T;
+    fn store(&self, v: T, order: Ordering);
 }
 
-impl Table {
-    fn slots(&self) -> &[AtomicU64] {
-        // SAFETY: `new_table` allocated `mask + 1` zeroed slots right after
-        // the header, aligned for AtomicU64, and they live forever.
-        unsafe {
-            let first = (self as *const Table).add(1).cast::<AtomicU64>();
-            core::slice::from_raw_parts(first, self.mask + 1)
+macro_rules! atomic_impls {
+    ($ptr:ident, $($atomic:ty => $t:ty),*) => {
+        $(
+            impl Atomic<$t> for $atomic {
+                #[inline]
+                fn load(&self, order: Ordering) -> $t {
+                    <$atomic>::load(self, order)
+                }
+                #[inline]
+                fn store(&self, v: $t, order: Ordering) {
+                    <$atomic>::store(self, v, order)
+                }
+            }
+        )*
+        impl<X> Atomic<*mut X> for $ptr<X> {
+            #[inline]
+            fn load(&self, order: Ordering) -> *mut X {
+                $ptr::<X>::load(self, order)
+            }
+            #[inline]
+            fn store(&self, v: *mut X, order: Ordering) {
+                $ptr::<X>::store(self, v, order)
+            }
         }
+    };
+}
+atomic_impls!(AtomicPtr, AtomicU64 => u64, AtomicU32 => u32, AtomicUsize => usize);
+#[cfg(memprof_loom)]
+mod loom_atomics {
+    use super::Atomic;
+    use core::sync::atomic::Ordering;
+    use loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
+    atomic_impls!(AtomicPtr, AtomicU64 => u64, AtomicU32 => u32, AtomicUsize => usize);
+}
+
+/// A word written before its array is published and only read after: a
+/// plain `usize` in the allocator; in the model loom's `UnsafeCell`, so
+/// loom checks that every read happens after the write.
+pub(crate) trait Fixed {
+    fn get(&self) -> usize;
+}
+
+impl Fixed for usize {
+    #[inline]
+    fn get(&self) -> usize {
+        *self
     }
 }
 
-fn new_table(cap: usize) -> *mut Table {
-    let bytes = core::mem::size_of::<Table>() + cap * 8;
-    let p = arena::alloc_zeroed(bytes, 64).cast::<Table>();
-    if !p.is_null() {
-        // SAFETY: `p` is fresh, zeroed, aligned arena memory of `bytes` bytes.
-        unsafe { (*p).mask = cap - 1 };
-    }
-    p
+/// A slot array: its header, followed by `mask + 1` slots.
+#[repr(C)]
+pub(crate) struct Array<M, S> {
+    mask: M,
+    slots: [S; 0],
 }
 
-pub(crate) struct Index {
-    table: AtomicPtr<Table>,
-    len: AtomicUsize,
+/// The atomics an index is made of and where its arrays come from.
+pub(crate) trait Slots {
+    type Mask: Fixed;
+    type Slot: Atomic<u64>;
+    type Table: Atomic<*mut Array<Self::Mask, Self::Slot>>;
+    type Len: Atomic<usize>;
+    /// Slots of the first array (a power of two).
+    const INITIAL_CAP: usize;
+    /// A new array of `cap` (a power of two) empty slots that is never
+    /// freed or moved, or null when there is no memory for it.
+    fn new_array(cap: usize) -> *mut Array<Self::Mask, Self::Slot>;
+}
+
+/// The allocator's index: core atomics, arrays from the profiler's arena.
+pub(crate) struct Arena;
+
+impl Slots for Arena {
+    type Mask = usize;
+    type Slot = AtomicU64;
+    type Table = AtomicPtr<Array<usize, AtomicU64>>;
+    type Len = AtomicUsize;
+    const INITIAL_CAP: usize = 1024;
+
+    fn new_array(cap: usize) -> *mut Array<usize, AtomicU64> {
+        let bytes = core::mem::size_of::<Array<usize, AtomicU64>>() + cap * 8;
+        let p = arena::alloc_zeroed(bytes, 64).cast::<Array<usize, AtomicU64>>();
+        if !p.is_null() {
+            // SAFETY: `p` is fresh, zeroed, aligned arena memory of `bytes`
+            // bytes; zeroed `AtomicU64`s are empty slots.
+            unsafe { (*p).mask = cap - 1 };
+        }
+        p
+    }
+}
+
+/// The slots of `t`.
+///
+/// # Safety
+///
+/// `t` is a non-null array from `Slots::new_array`, whose header was
+/// written before this thread obtained `t` (arrays live forever).
+unsafe fn slots<'a, M: Fixed, S>(t: *const Array<M, S>) -> &'a [S] {
+    // SAFETY: `new_array` allocated `mask + 1` initialised slots right
+    // after the header, aligned for `S`, and they live forever.
+    unsafe {
+        let first = core::ptr::addr_of!((*t).slots).cast::<S>();
+        core::slice::from_raw_parts(first, (*t).mask.get() + 1)
+    }
+}
+
+pub(crate) struct Index<S: Slots = Arena> {
+    table: S::Table,
+    len: S::Len,
 }
 
 impl Index {
@@ -59,7 +153,9 @@ impl Index {
             len: AtomicUsize::new(0),
         }
     }
+}
 
+impl<S: Slots> Index<S> {
     /// Finds the id whose hash is `hash` and for which `eq(id)` holds.
     #[inline]
     pub(crate) fn lookup(&self, hash: u32, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
@@ -67,8 +163,9 @@ impl Index {
         if t.is_null() {
             return None;
         }
-        // SAFETY: published tables are never freed or moved.
-        let slots = unsafe { (*t).slots() };
+        // SAFETY: published arrays are never freed or moved, and the acquire
+        // load pairs with the release store that published `t`.
+        let slots = unsafe { slots(t) };
         let mask = slots.len() - 1;
         let mut i = hash as usize & mask;
         loop {
@@ -95,11 +192,11 @@ impl Index {
         let len = self.len.load(Ordering::Relaxed);
         if t.is_null() || (len + 1) * 2 > cap_of(t) {
             let cap = if t.is_null() {
-                INITIAL_CAP
+                S::INITIAL_CAP
             } else {
                 cap_of(t) * 2
             };
-            let grown = new_table(cap);
+            let grown = S::new_array(cap);
             if grown.is_null() {
                 // Out of memory: keep using the old table while it has room.
                 if t.is_null() || (len + 1) * 8 > cap_of(t) * 7 {
@@ -107,13 +204,13 @@ impl Index {
                 }
             } else {
                 if !t.is_null() {
-                    // SAFETY: both tables are valid; only this (locked)
+                    // SAFETY: both arrays are valid; only this (locked)
                     // thread writes to `grown` before it is published.
                     unsafe {
-                        for s in (*t).slots() {
+                        for s in slots(t) {
                             let v = s.load(Ordering::Relaxed);
                             if v != 0 {
-                                put((*grown).slots(), v);
+                                put(slots(grown), v);
                             }
                         }
                     }
@@ -122,9 +219,9 @@ impl Index {
                 t = grown;
             }
         }
-        // SAFETY: `t` is a live table.
+        // SAFETY: `t` is a live array.
         put(
-            unsafe { (*t).slots() },
+            unsafe { slots(t) },
             (u64::from(hash) << 32) | u64::from(id + 1),
         );
         self.len.store(len + 1, Ordering::Relaxed);
@@ -132,14 +229,14 @@ impl Index {
     }
 }
 
-/// Slots of a published (non-null) table.
-fn cap_of(t: *mut Table) -> usize {
-    // SAFETY: callers pass a non-null table pointer loaded from `Index::table`;
-    // published tables are never freed.
-    unsafe { (*t).mask + 1 }
+/// Slots of a published (non-null) array.
+fn cap_of<M: Fixed, S>(t: *mut Array<M, S>) -> usize {
+    // SAFETY: callers pass a non-null array pointer loaded from
+    // `Index::table` under the insert lock; published arrays are never freed.
+    unsafe { (*t).mask.get() + 1 }
 }
 
-fn put(slots: &[AtomicU64], v: u64) {
+fn put<S: Atomic<u64>>(slots: &[S], v: u64) {
     let mask = slots.len() - 1;
     let mut i = (v >> 32) as usize & mask;
     while slots[i].load(Ordering::Relaxed) != 0 {
@@ -165,5 +262,131 @@ mod tests {
             assert_eq!(idx.lookup(h, |x| x == id), Some(id));
         }
         assert_eq!(idx.lookup(5000, |_| false), None);
+    }
+}
+
+/// The `loom` model:
+/// `RUSTFLAGS="--cfg memprof_loom" cargo test --release --lib loom`.
+///
+/// `Loom` is the allocator's index with loom's atomics, its arrays taken
+/// from the heap (and leaked, as the arena never frees) and an initial
+/// capacity of 4 instead of 1024 (the only difference: so that of the
+/// inserts after the first, one goes into the published array and the
+/// next doubles it, 4 -> 8). Each id's entry is a loom
+/// `UnsafeCell` written before the id is inserted and read by the reader's
+/// `eq`, so loom checks that a reader that finds an id sees its entry; the
+/// arrays' masks are loom cells too, so loom checks that a reader sees the
+/// header of the array it loaded.
+#[cfg(all(test, memprof_loom))]
+pub(crate) mod loom_model {
+    use super::*;
+    use loom::cell::UnsafeCell;
+    use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize};
+    use loom::sync::Arc;
+    use std::alloc::{alloc, Layout};
+
+    /// Loom atomics, arrays from the heap.
+    pub(crate) struct Loom;
+
+    type LoomArray = Array<UnsafeCell<usize>, AtomicU64>;
+
+    impl Fixed for UnsafeCell<usize> {
+        fn get(&self) -> usize {
+            // SAFETY: the mask is only written when its cell is created.
+            self.with(|p| unsafe { *p })
+        }
+    }
+
+    impl Slots for Loom {
+        type Mask = UnsafeCell<usize>;
+        type Slot = AtomicU64;
+        type Table = AtomicPtr<LoomArray>;
+        type Len = AtomicUsize;
+        const INITIAL_CAP: usize = 4;
+
+        fn new_array(cap: usize) -> *mut LoomArray {
+            let slots = Layout::array::<AtomicU64>(cap).unwrap();
+            let (layout, offset) = Layout::new::<LoomArray>().extend(slots).unwrap();
+            // SAFETY: `layout` has a non-zero size (the header).
+            let p = unsafe { alloc(layout) }.cast::<LoomArray>();
+            assert!(!p.is_null());
+            // SAFETY: `p` is fresh memory for the header and `cap` slots,
+            // which start right after the header (checked).
+            unsafe {
+                core::ptr::addr_of_mut!((*p).mask).write(UnsafeCell::new(cap - 1));
+                let first = core::ptr::addr_of_mut!((*p).slots).cast::<AtomicU64>();
+                assert_eq!(first as usize - p as usize, offset);
+                for i in 0..cap {
+                    first.add(i).write(AtomicU64::new(0));
+                }
+            }
+            p
+        }
+    }
+
+    impl Index<Loom> {
+        pub(crate) fn new_loom() -> Self {
+            Index {
+                table: AtomicPtr::new(core::ptr::null_mut()),
+                len: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    /// Ids 0 and 1 share a hash, so a lookup of 1 probes past 0 (`eq` false).
+    const HASH: [u32; 3] = [5, 5, 6];
+
+    struct Shared {
+        index: Index<Loom>,
+        /// Entry `id` holds key `id + 100` once it is inserted.
+        keys: [UnsafeCell<u32>; 3],
+    }
+
+    // SAFETY: `keys[id]` is written only by the inserter and before `id`
+    // is inserted, and read only by lookups that found `id` (what loom checks).
+    unsafe impl Sync for Shared {}
+
+    fn insert(s: &Shared, id: u32) {
+        // SAFETY: no lookup reads `keys[id]` before `id` is inserted.
+        s.keys[id as usize].with_mut(|p| unsafe { *p = id + 100 });
+        assert!(s.index.insert_locked(HASH[id as usize], id));
+    }
+
+    fn lookup(s: &Shared, want: u32) -> Option<u32> {
+        s.index.lookup(HASH[want as usize], |id| {
+            // SAFETY: `id` was found in the index, so its key was written
+            // (loom reports it if not).
+            s.keys[id as usize].with(|p| unsafe { *p }) == want + 100
+        })
+    }
+
+    #[test]
+    fn loom_lookups_see_inserts_across_doublings() {
+        loom::model(|| {
+            let s = Arc::new(Shared {
+                index: Index::new_loom(),
+                keys: [0u32; 3].map(UnsafeCell::new),
+            });
+            insert(&s, 0); // happens before the reader starts
+            let reader = {
+                let s = s.clone();
+                loom::thread::spawn(move || {
+                    assert_eq!(lookup(&s, 0), Some(0));
+                    for want in [2, 1] {
+                        if let Some(id) = lookup(&s, want) {
+                            assert_eq!(id, want);
+                        }
+                    }
+                })
+            };
+            // The inserter (the lock's holder in the allocator): 1 goes
+            // into the published array, 2 doubles it.
+            insert(&s, 1);
+            insert(&s, 2);
+            reader.join().unwrap();
+            for want in 0..3 {
+                assert_eq!(lookup(&s, want), Some(want));
+            }
+        });
     }
 }

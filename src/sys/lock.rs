@@ -4,8 +4,9 @@
 //! (with a `sched_yield` after a while, for 2-core machines where the holder
 //! may be descheduled) beats a parking lock, and it cannot allocate: parking
 //! locks that allocate on contention have deadlocked allocators before
-//! (dhat-rs #25). Every lock is also taken by the `fork` handlers, so a
-//! child never inherits one held by a thread that does not exist there.
+//! (dhat-rs #25). Every lock is also taken by the `fork` handlers (except
+//! the profile writer's, see `crate::fork`), so a child never inherits one
+//! held by a thread that does not exist there.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -49,7 +50,18 @@ impl SpinLock {
         }
     }
 
-    /// Releases a lock taken with `raw_lock`.
+    /// Takes the lock if it is free, without waiting; `true` if taken
+    /// (release it with `raw_unlock`).
+    pub(crate) fn try_raw_lock(&self) -> bool {
+        !self.locked.load(Ordering::Relaxed)
+            && self
+                .locked
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Releases a lock taken with `raw_lock` (or, in a `fork` child, one
+    /// held by a thread that does not exist there).
     pub(crate) fn raw_unlock(&self) {
         self.locked.store(false, Ordering::Release);
     }

@@ -8,7 +8,7 @@
 //! | module | offers its safe callers |
 //! |---|---|
 //! | `os` | `mmap`/`mprotect`/`madvise` wrappers that report failure as `None`/`false` |
-//! | `lock` | a spin lock that is safe to hold across `fork` (see `fork`) |
+//! | `lock` | a spin lock that is safe to hold across `fork` (see `crate::fork`) |
 //! | `arena` | bounded bump memory for the profiler's own tables; null when full |
 //! | `index` | a hash index from 32-bit hashes to ids with lock-free lookups |
 //! | `table` | append-only tables with lock-free lookups (stacks, records) |
@@ -16,12 +16,10 @@
 //! | `frames` | a frame-pointer walk that never reads outside the thread's stack |
 //! | `cfi` | the unwind rule of a code address, read from its module's `.eh_frame` |
 //! | `dwarf` | a stack walk by cached CFI rules, bounded like `frames` |
-//! | `fork` | `pthread_atfork` handlers that take every profiler lock around `fork()` |
 
 pub(crate) mod arena;
 pub(crate) mod cfi;
 pub(crate) mod dwarf;
-pub(crate) mod fork;
 pub(crate) mod frames;
 pub(crate) mod index;
 pub(crate) mod lock;

@@ -109,7 +109,7 @@ impl Cache {
         };
         if n > 1 {
             let rest = links.link(first).ok_or(Corrupt)?.load(Ordering::Relaxed);
-            links.link(last).ok_or(Corrupt)?.store(0, Ordering::Relaxed);
+            links.link(last).ok_or(Corrupt)?.store(0, Ordering::Release);
             self.set(n - 1, rest);
         }
         Ok(Some((first, n > 1)))
@@ -128,7 +128,7 @@ impl Cache {
         links
             .link(slot)
             .ok_or(Corrupt)?
-            .store(v as u32, Ordering::Relaxed);
+            .store(v as u32, Ordering::Release);
         let len = self.len() + 1;
         self.set(len, slot as u32 + 1);
         if len > cap {
@@ -288,8 +288,8 @@ mod tests {
 /// The `loom` model of caches trading with the shared list:
 /// `RUSTFLAGS="--cfg memprof_loom" cargo test --release --lib loom`. Two threads
 /// each allocate (pop or refill) and free (push, with give-backs) through
-/// their own cache, then flush it as the exit hook does; a third frees
-/// into the shared list directly, as a thread without locals does. At the
+/// their own cache, then flush it as the exit hook does; one then frees a
+/// slot into the shared list directly, as a thread without locals does. At the
 /// end every slot is on the shared list exactly once.
 #[cfg(all(test, memprof_loom))]
 mod loom_model {
@@ -298,7 +298,7 @@ mod loom_model {
     use loom::sync::atomic::{AtomicU32, AtomicU64};
     use loom::sync::Arc;
 
-    const SLOTS: usize = 5;
+    const SLOTS: usize = 3;
     const CAP: usize = 2;
 
     struct Shared {
@@ -309,7 +309,7 @@ mod loom_model {
     fn churn(s: &Shared) {
         let cache = Cache::new();
         let mut held = Vec::new();
-        for _ in 0..2 {
+        for _ in 0..CAP {
             let slot = match cache.pop(&s.links).unwrap() {
                 Some(slot) => Some(slot),
                 None => cache
@@ -319,7 +319,7 @@ mod loom_model {
             };
             if let Some(slot) = slot {
                 // Handed out: the link now holds a record id.
-                s.links.link(slot).unwrap().store(77, Ordering::Relaxed);
+                s.links.link(slot).unwrap().store(77, Ordering::Release);
                 held.push(slot);
             }
         }
@@ -332,7 +332,7 @@ mod loom_model {
 
     #[test]
     fn loom_caches_lose_and_duplicate_no_slot() {
-        loom::model(|| {
+        super::super::freelist::loom_model::model(|| {
             let s = Arc::new(Shared {
                 head: AtomicU64::new(0),
                 links: ArrayLinks((0..SLOTS).map(|_| AtomicU32::new(0)).collect()),
@@ -340,16 +340,13 @@ mod loom_model {
             for slot in 0..SLOTS - 1 {
                 push_chain(&s.head, &s.links, slot, slot);
             }
-            let threads: Vec<_> = (0..2)
-                .map(|_| {
-                    let s = s.clone();
-                    loom::thread::spawn(move || churn(&s))
-                })
-                .collect();
+            let other = {
+                let s = s.clone();
+                loom::thread::spawn(move || churn(&s))
+            };
+            churn(&s);
             push_chain(&s.head, &s.links, SLOTS - 1, SLOTS - 1);
-            for t in threads {
-                t.join().unwrap();
-            }
+            other.join().unwrap();
             let mut all = Vec::new();
             while let Some((first, _, n)) = pop_chain(&s.head, &s.links, SLOTS).unwrap() {
                 let mut x = first;

@@ -27,7 +27,8 @@ impl BlockMeta {
     /// Marks the block handed out, for sample `record` of `weight` (> 0).
     pub(crate) fn set(&self, record: u32, weight: u64, scope: u32) {
         debug_assert!(weight != 0);
-        self.record_or_link.store(record, Ordering::Relaxed);
+        // Release: the word was a free-list link (see freelist.rs).
+        self.record_or_link.store(record, Ordering::Release);
         self.weight.store(weight.max(1), Ordering::Relaxed);
         self.scope.store(scope, Ordering::Relaxed);
     }

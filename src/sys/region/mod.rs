@@ -286,7 +286,7 @@ fn flush_cache(c: usize, cache: &cache::Cache) {
 pub(crate) fn footprint() -> (usize, usize) {
     (
         layout::len(),
-        small::committed_bytes() + large::footprint().0,
+        small::committed_bytes() + large::committed_bytes(),
     )
 }
 
