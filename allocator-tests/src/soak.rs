@@ -389,9 +389,8 @@ impl Block {
         std::mem::forget(self);
         // SAFETY: the new block is `new_size` bytes; realloc kept
         // `min(old, new_size)` bytes of the old one.
-        if let Some((off, want, got)) =
-            unsafe { find_damage(p.as_ptr(), old.min(new_size), old_seed) }
-        {
+        let damage = unsafe { find_damage(p.as_ptr(), old.min(new_size), old_seed) };
+        if let Some((off, want, got)) = damage {
             fail(format_args!(
                 "realloc {old} -> {new_size} B (align {}) to {:p} lost contents: byte {off} is \
                  {got:#04x}, was {want:#04x}",
@@ -428,7 +427,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -438,7 +437,7 @@ impl Rng {
 
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 }
 
@@ -651,7 +650,7 @@ fn worker(id: usize, seed: u64, ctx: &Ctx, inbox: Receiver<Block>, peers: Vec<Sy
                 58..=61 => {
                     let n = r.below(3000) as usize;
                     let keep = r.below(n as u64 + 1) as usize;
-                    let v = soak_site_vec(n, keep, r.next());
+                    let v = soak_site_vec(n, keep, r.next_u64());
                     if r.below(2) == 0 {
                         drop(v);
                     } else {
@@ -748,7 +747,7 @@ thread_local! {
 
 fn short_thread(kind: u64, seed: u64, to: Option<SyncSender<Block>>) {
     let mut r = Rng::new(seed);
-    ON_EXIT.with(|g| *g.borrow_mut() = Some(OnExit(r.next())));
+    ON_EXIT.with(|g| *g.borrow_mut() = Some(OnExit(r.next_u64())));
     if kind == 2 {
         burst(&mut r, &mut Vec::with_capacity(4256));
         return;
@@ -781,7 +780,7 @@ fn spawner(seed: u64, ctx: &'static Ctx, peers: Vec<SyncSender<Block>>) {
         let hs: Vec<_> = (0..batch)
             .map(|_| {
                 let kind = r.below(3);
-                let s = r.next();
+                let s = r.next_u64();
                 let to = (kind == 1).then(|| peers[r.below(peers.len() as u64) as usize].clone());
                 std::thread::Builder::new()
                     .name("soak-short".into())
