@@ -66,6 +66,7 @@ extern "C" fn parent() {
 }
 
 extern "C" fn child() {
+    crate::scope::clear_pins_in_child();
     release_brief_locks();
     crate::snapshot::writer_after_fork_child();
 }

@@ -12,7 +12,13 @@
 //! after the *root* scope of its nest ends; reuse bumps the generation, so
 //! a late free of a block owned by an ended nest is recognised as stale
 //! and charged to nobody. A nested scope that ends forwards later charges
-//! to its still-active ancestors.
+//! to its still-active ancestors. A charge pins its slot, so a release
+//! waits for charges in flight and a reused slot never sees a stale one
+//! (`gate`).
+//!
+//! Ownership is per scope: scope S owns a block when the block's handle is
+//! S or a descendant of S. Frees, foreign frees and reallocs are accounted
+//! in each scope of a chain by its own ownership.
 //!
 //! Thread safety: counters are atomics (frees come from any thread); a
 //! slot's per-site table is guarded by the slot's spin lock, taken on the
@@ -51,7 +57,7 @@ struct Site {
 
 #[repr(align(128))] // scopes of different threads must not share cache lines
 struct Slot {
-    gen: AtomicU32,
+    gate: gate::Gate<AtomicU32>,
     active: AtomicU32,
     parent: AtomicU32,
     /// Next slot (handle) of the same root nest, for release.
@@ -77,7 +83,10 @@ unsafe impl Sync for Slot {}
 
 #[allow(clippy::declare_interior_mutable_const)]
 const SLOT: Slot = Slot {
-    gen: AtomicU32::new(0),
+    gate: gate::Gate {
+        gen: AtomicU32::new(0),
+        pins: AtomicU32::new(0),
+    },
     active: AtomicU32::new(0),
     parent: AtomicU32::new(NONE),
     next_in_root: AtomicU32::new(NONE),
@@ -102,12 +111,180 @@ static FREE_LOCK: SpinLock = SpinLock::new();
 /// Slot in use (bit per slot), under FREE_LOCK.
 static USED: [AtomicU64; SLOTS / 64] = [const { AtomicU64::new(0) }; SLOTS / 64];
 
+/// A slot's generation and the chargers inside it: the part of slot reuse
+/// that races with frees on other threads.
+///
+/// A free charges a block's scope by its handle, from any thread, while the
+/// scope's root may end and the slot be handed to a new scope whose
+/// counters `begin` resets. A generation check alone is not enough: a
+/// charger can pass it, then the slot is released and reused, and the
+/// stale charge lands in the new scope. So a charger *pins* the slot
+/// (`pins += 1`) before it checks the generation, and `retire` bumps the
+/// generation before it waits for the pins to drain. Both sides read with
+/// read-modify-writes: either the charger sees the new generation and
+/// backs off, or `retire` sees its pin and waits for it to finish. Generic over its atomic so the
+/// `loom` model (`loom_model` below) checks this very code.
+mod gate {
+    use core::sync::atomic::Ordering::{Acquire, Release, SeqCst};
+
+    /// The atomic operations the gate needs.
+    pub(crate) trait Atomic32 {
+        fn load(&self, o: core::sync::atomic::Ordering) -> u32;
+        fn store(&self, v: u32, o: core::sync::atomic::Ordering);
+        fn fetch_add(&self, v: u32, o: core::sync::atomic::Ordering) -> u32;
+        fn fetch_sub(&self, v: u32, o: core::sync::atomic::Ordering) -> u32;
+        fn swap(&self, v: u32, o: core::sync::atomic::Ordering) -> u32;
+    }
+
+    macro_rules! atomic32 {
+        ($t:ty) => {
+            impl Atomic32 for $t {
+                fn load(&self, o: core::sync::atomic::Ordering) -> u32 {
+                    <$t>::load(self, o)
+                }
+                fn store(&self, v: u32, o: core::sync::atomic::Ordering) {
+                    <$t>::store(self, v, o)
+                }
+                fn fetch_add(&self, v: u32, o: core::sync::atomic::Ordering) -> u32 {
+                    <$t>::fetch_add(self, v, o)
+                }
+                fn fetch_sub(&self, v: u32, o: core::sync::atomic::Ordering) -> u32 {
+                    <$t>::fetch_sub(self, v, o)
+                }
+                fn swap(&self, v: u32, o: core::sync::atomic::Ordering) -> u32 {
+                    <$t>::swap(self, v, o)
+                }
+            }
+        };
+    }
+    atomic32!(core::sync::atomic::AtomicU32);
+    #[cfg(memprof_loom)]
+    atomic32!(loom::sync::atomic::AtomicU32);
+
+    pub(crate) struct Gate<A> {
+        pub(crate) gen: A,
+        pub(crate) pins: A,
+    }
+
+    impl<A: Atomic32> Gate<A> {
+        /// The current generation (no pin: for reads that charge nothing).
+        pub(crate) fn gen(&self) -> u32 {
+            self.gen.load(Acquire)
+        }
+
+        /// Pins the slot if its generation is `gen`; `unpin` after.
+        pub(crate) fn pin(&self, gen: u32) -> bool {
+            self.pins.fetch_add(1, SeqCst);
+            // A read-modify-write, not a load: it reads the latest
+            // generation in its modification order (see `retire`).
+            if self.gen.fetch_add(0, SeqCst) == gen {
+                return true;
+            }
+            self.pins.fetch_sub(1, Release);
+            false
+        }
+
+        pub(crate) fn unpin(&self) {
+            self.pins.fetch_sub(1, Release);
+        }
+
+        /// Makes every handle of generation `gen()` stale and waits until
+        /// no charger that passed `pin` under it is left. `wait` is called
+        /// while waiting (a yield).
+        pub(crate) fn retire(&self, next: u32, mut wait: impl FnMut()) {
+            self.gen.swap(next, SeqCst);
+            // Read-modify-writes on both sides: if this reads 0 pins, a
+            // later `pin` reads from it (release/acquire through `pins`)
+            // and so sees the new generation, which plain SeqCst loads and
+            // stores would also give but `loom` does not model.
+            while self.pins.fetch_add(0, SeqCst) != 0 {
+                wait();
+            }
+        }
+
+        /// Hands out generation `gen` (after the slot was reset).
+        pub(crate) fn open(&self, gen: u32) {
+            // A read-modify-write like every other write of `gen`, so that
+            // `pin`'s read-modify-write is ordered against it too.
+            self.gen.swap(gen, SeqCst);
+        }
+
+        /// In a `fork` child: chargers of the parent's other threads do not
+        /// exist there, so their pins never drain.
+        pub(crate) fn clear_pins(&self) {
+            self.pins.store(0, Release);
+        }
+    }
+}
+
+/// The `loom` model of slot reuse against a concurrent charge:
+/// `RUSTFLAGS="--cfg memprof_loom" cargo test --release --lib loom`.
+///
+/// One thread charges a handle of generation 1 (a free of a block of that
+/// scope, counted in the slot's counter); the other ends that scope
+/// (`retire`), resets the counter and hands the slot out as generation 2.
+/// In every interleaving the charge lands in generation 1's count or not
+/// at all, never in generation 2's (with the generation check alone, loom
+/// finds the interleaving where it does).
+#[cfg(all(test, memprof_loom))]
+mod loom_model {
+    use super::gate::Gate;
+    use loom::sync::atomic::{AtomicU32, Ordering};
+    use loom::sync::Arc;
+
+    struct Slot {
+        gate: Gate<AtomicU32>,
+        count: AtomicU32,
+    }
+
+    fn charge(s: &Slot, gen: u32) -> bool {
+        if !s.gate.pin(gen) {
+            return false;
+        }
+        s.count.fetch_add(1, Ordering::Relaxed);
+        s.gate.unpin();
+        true
+    }
+
+    #[test]
+    fn loom_a_stale_charge_never_lands_in_a_reused_slot() {
+        loom::model(|| {
+            let s = Arc::new(Slot {
+                gate: Gate {
+                    gen: AtomicU32::new(1),
+                    pins: AtomicU32::new(0),
+                },
+                count: AtomicU32::new(0),
+            });
+            let charger = {
+                let s = s.clone();
+                loom::thread::spawn(move || charge(&s, 1))
+            };
+            // End generation 1, reset, reuse as generation 3 (2 is the
+            // retired value no handle carries).
+            s.gate.retire(2, loom::thread::yield_now);
+            let before_reset = s.count.load(Ordering::Relaxed);
+            s.count.store(0, Ordering::Relaxed);
+            s.gate.open(3);
+            let charged = charger.join().unwrap();
+            // A charge that passed the gate finished before the reset.
+            assert_eq!(before_reset, u32::from(charged));
+            assert_eq!(
+                s.count.load(Ordering::Relaxed),
+                0,
+                "a stale charge hit generation 3"
+            );
+            assert_eq!(s.gate.gen(), 3);
+        });
+    }
+}
+
 fn slot_of(h: u32) -> Option<&'static Slot> {
     if h == NONE {
         return None;
     }
     let s = &TABLE[(h & (SLOTS as u32 - 1)) as usize];
-    (s.gen.load(Ordering::Acquire) == h >> SLOT_BITS).then_some(s)
+    (s.gate.gen() == h >> SLOT_BITS).then_some(s)
 }
 
 /// The innermost scope of this thread, 0 if none.
@@ -156,7 +333,7 @@ pub(crate) fn begin() -> Option<u32> {
         unsafe { clear_sites(s) };
     }
     // Generation 0 is never handed out, so handle 0 means "no scope".
-    let gen = (s.gen.load(Ordering::Relaxed) + 1).max(1) & ((1 << (32 - SLOT_BITS)) - 1);
+    let gen = (s.gate.gen() + 1).max(1) & ((1 << (32 - SLOT_BITS)) - 1);
     let gen = gen.max(1);
     let h = gen << SLOT_BITS | idx as u32;
     s.parent.store(parent, Ordering::Relaxed);
@@ -169,7 +346,7 @@ pub(crate) fn begin() -> Option<u32> {
     } else {
         s.next_in_root.store(NONE, Ordering::Relaxed);
     }
-    s.gen.store(gen, Ordering::Release);
+    s.gate.open(gen);
     enter(h);
     Some(h)
 }
@@ -222,22 +399,34 @@ pub(crate) fn end(h: u32) {
 fn release(h: u32) {
     let idx = (h & (SLOTS as u32 - 1)) as usize;
     let s = &TABLE[idx];
-    // A new generation makes every handle of this use stale.
-    s.gen.store(
-        s.gen.load(Ordering::Relaxed).wrapping_add(1) & ((1 << (32 - SLOT_BITS)) - 1),
-        Ordering::Release,
+    // A new generation makes every handle of this use stale; chargers
+    // that got in under the old one finish before the slot is reused.
+    s.gate.retire(
+        s.gate.gen().wrapping_add(1) & ((1 << (32 - SLOT_BITS)) - 1),
+        // SAFETY: sched_yield has no preconditions.
+        || unsafe {
+            libc::sched_yield();
+        },
     );
     let _g = FREE_LOCK.lock();
     USED[idx / 64].fetch_and(!(1u64 << (idx % 64)), Ordering::Relaxed);
 }
 
-/// Active scopes from `h` up its ancestors, with their handles.
+/// Active scopes from `h` up its ancestors, with their handles. Each is
+/// pinned while `f` charges it, so a concurrent release and reuse of its
+/// slot never sees the charge (see `gate`); a stale handle ends the walk.
 fn for_active(mut h: u32, mut f: impl FnMut(u32, &'static Slot)) {
-    while let Some(s) = slot_of(h) {
+    while h != NONE {
+        let s = &TABLE[(h & (SLOTS as u32 - 1)) as usize];
+        if !s.gate.pin(h >> SLOT_BITS) {
+            return;
+        }
         if s.active.load(Ordering::Acquire) != 0 {
             f(h, s);
         }
-        h = s.parent.load(Ordering::Relaxed);
+        let parent = s.parent.load(Ordering::Relaxed);
+        s.gate.unpin();
+        h = parent;
     }
 }
 
@@ -499,6 +688,14 @@ pub(crate) fn lock_for_fork() {
     FREE_LOCK.raw_lock();
     for s in &TABLE {
         s.lock.raw_lock();
+    }
+}
+
+/// In a `fork` child, before `unlock_after_fork`: pins held by the
+/// parent's other threads (charging when it forked) never drain here.
+pub(crate) fn clear_pins_in_child() {
+    for s in &TABLE {
+        s.gate.clear_pins();
     }
 }
 
