@@ -52,27 +52,26 @@ const CLASS: Class = Class {
 
 static CLASSES: [Class; NCLASSES] = [CLASS; NCLASSES];
 
-/// The links of class `c` as of now: a slot index is accepted only below
-/// the committed count read here (which only grows), so a stale index read
-/// from the list never leads outside committed metadata.
+/// The links of class `c`: a slot index is accepted only below the
+/// committed count, read afresh at each check (it only grows; a count read
+/// once before the head could be older than a slot the head names, which
+/// looked like corruption), so a stale index read from the list never
+/// leads outside committed metadata.
 pub(super) struct ClassLinks {
     class: usize,
-    committed: usize,
 }
 
 impl Links for ClassLinks {
     type L = AtomicU32;
     #[inline]
     fn link(&self, slot: usize) -> Option<&AtomicU32> {
-        (slot < self.committed).then(|| &meta_at(self.class, slot).record_or_link)
+        let committed = CLASSES[self.class].committed.load(Ordering::Acquire);
+        (slot < committed).then(|| &meta_at(self.class, slot).record_or_link)
     }
 }
 
 pub(super) fn committed_links(c: usize) -> ClassLinks {
-    ClassLinks {
-        class: c,
-        committed: CLASSES[c].committed.load(Ordering::Acquire),
-    }
+    ClassLinks { class: c }
 }
 
 /// The shared free list head of class `c`.
