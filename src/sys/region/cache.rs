@@ -347,16 +347,7 @@ mod loom_model {
             churn(&s);
             push_chain(&s.head, &s.links, SLOTS - 1, SLOTS - 1);
             other.join().unwrap();
-            let mut all = Vec::new();
-            while let Some((first, _, n)) = pop_chain(&s.head, &s.links, SLOTS).unwrap() {
-                let mut x = first;
-                for i in 0..n {
-                    all.push(x);
-                    if i + 1 < n {
-                        x = (s.links.link(x).unwrap().load(Ordering::Relaxed) - 1) as usize;
-                    }
-                }
-            }
+            let mut all = super::super::freelist::loom_model::drain(&s.head, &s.links);
             all.sort_unstable();
             assert_eq!(all, (0..SLOTS).collect::<Vec<_>>());
         });

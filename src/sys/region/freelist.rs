@@ -257,14 +257,15 @@ pub(crate) mod loom_model {
         links: ArrayLinks<AtomicU32>,
     }
 
-    fn collect(s: &Shared) -> Vec<usize> {
+    /// Pops every slot off the list at `head`, in list order.
+    pub(crate) fn drain(head: &AtomicU64, links: &ArrayLinks<AtomicU32>) -> Vec<usize> {
         let mut out = Vec::new();
-        while let Some((first, last, n)) = pop_chain(&s.head, &s.links, SLOTS).unwrap() {
+        while let Some((first, last, n)) = pop_chain(head, links, usize::MAX).unwrap() {
             let mut x = first;
             for i in 0..n {
                 out.push(x);
                 if i + 1 < n {
-                    x = (s.links.link(x).unwrap().load(Ordering::Relaxed) - 1) as usize;
+                    x = (links.link(x).unwrap().load(Ordering::Relaxed) - 1) as usize;
                 }
             }
             assert_eq!(x, last);
@@ -313,7 +314,7 @@ pub(crate) mod loom_model {
             hand_out_and_return(&s, 2, 2);
             push_chain(&s.head, &s.links, SLOTS - 1, SLOTS - 1);
             a.join().unwrap();
-            let mut all = collect(&s);
+            let mut all = drain(&s.head, &s.links);
             all.sort_unstable();
             assert_eq!(all, (0..SLOTS).collect::<Vec<_>>());
         });
