@@ -113,6 +113,7 @@ mod guard;
 pub mod http;
 mod live;
 mod mappings;
+mod peak;
 mod records;
 mod sampler;
 mod scope;
@@ -235,6 +236,11 @@ pub mod __private {
             buf[..n].copy_from_slice(&cap.as_slice()[..n]);
             (n, cap.truncated || n < cap.len)
         })
+    }
+
+    /// The heap's sampled in-use estimate in bytes (exact at rate 1).
+    pub fn inuse_estimate() -> u64 {
+        crate::peak::inuse_bytes()
     }
 
     /// Samples dropped so far (tables or region full).

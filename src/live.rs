@@ -18,6 +18,7 @@
 //! lock its own thread holds, and never sees a thread cache mid-update.
 
 use crate::guard::{self, Busy};
+use crate::peak;
 use crate::records;
 use crate::sampler::Sample;
 use crate::scope;
@@ -53,6 +54,7 @@ pub(crate) fn alloc_sampled(layout: Layout, sample: Sample, zeroed: bool) -> *mu
     }
     block.meta.set(rec, sample.weight, sample.scope);
     records::on_alloc(rec, sample.weight);
+    peak::on_alloc(sample.weight, layout.size() as u64);
     if sample.scope != 0 {
         scope::on_alloc(sample.scope, stack, layout.size() as u64);
     }
@@ -87,6 +89,7 @@ unsafe fn free_now(p: *mut u8) {
     unsafe {
         let meta = region::meta_of(p);
         records::on_free(meta.record(), meta.weight());
+        peak::on_free(meta.weight(), records::stack_and_size(meta.record()).1);
         charge_free(meta);
         region::free(p);
     }
@@ -189,9 +192,11 @@ pub(crate) unsafe fn resample_in_place(
     // SAFETY: as above.
     let meta = unsafe { region::meta_of(p) };
     records::on_free(meta.record(), meta.weight());
+    peak::on_free(meta.weight(), records::stack_and_size(meta.record()).1);
     charge_free(meta);
     meta.set(rec, sample.weight, sample.scope);
     records::on_alloc(rec, sample.weight);
+    peak::on_alloc(sample.weight, new_size as u64);
     if sample.scope != 0 {
         scope::on_alloc(sample.scope, stack, new_size as u64);
     }
