@@ -104,6 +104,7 @@ compile_error!(
      inner allocator directly, e.g. behind #[cfg(target_os = \"linux\")]."
 );
 
+mod ages;
 mod alloc;
 mod encode;
 mod env;
@@ -111,6 +112,7 @@ mod fork;
 mod guard;
 #[cfg(feature = "http")]
 pub mod http;
+mod labels;
 mod live;
 mod mappings;
 mod peak;
@@ -126,6 +128,7 @@ pub mod testing;
 mod top;
 
 pub use alloc::Sampled;
+pub use labels::{set_labels, with_labels, LabelGuard, Labeled, LabelsExt};
 pub use sampler::DEFAULT_RATE;
 pub use snapshot::{Frame, HeapProfile, Record, Totals};
 pub use stack::Unwinder;
@@ -191,6 +194,48 @@ pub fn heap_profile() -> HeapProfile {
     snapshot::take()
 }
 
+/// The peak heap profile: the sampled live set when the heap's in-use was
+/// at its highest so far (since the start, or [`reset_peak`]), with each
+/// site's in-use and allocated values at that moment. Labels are kept;
+/// ages are not.
+///
+/// The copy is taken on the sample path as in-use passes a new high, at
+/// the moment it starts to fall again, and only when the new high is more
+/// than 1/64 above the last one (so a growing heap costs a few dozen
+/// copies per doubling): the live set shown is within 1.6% of the true
+/// peak's, and exactly the peak's when the heap rose more than that after
+/// its last free. Exact at rate 1 in that case; an unbiased estimate at
+/// other rates. [`HeapProfile::peak_inuse_bytes`] gives the in-use
+/// estimate at the peak.
+///
+/// ```
+/// use std::alloc::System;
+/// #[global_allocator]
+/// static A: memprof::Sampled<System> = memprof::Sampled::new(System);
+///
+/// memprof::set_rate(1);
+/// memprof::reset_peak();
+/// let big = vec![0u8; 8 << 20];
+/// drop(big);
+/// let peak = memprof::peak_profile();
+/// assert!(peak.peak_inuse_bytes().unwrap() >= 8 << 20);
+/// assert!(peak.totals().inuse_bytes >= 8 << 20);
+/// # memprof::set_rate(memprof::DEFAULT_RATE);
+/// ```
+pub fn peak_profile() -> HeapProfile {
+    snapshot::take_peak()
+}
+
+/// Starts the peak over: the peak becomes the heap as it is now, and
+/// [`peak_profile`] shows the highest in-use reached from here on.
+///
+/// ```
+/// memprof::reset_peak();
+/// ```
+pub fn reset_peak() {
+    guard::without_sampling(peak::reset);
+}
+
 /// Writes the current heap profile to `path` as a gzip pprof file, the way
 /// Go's `pprof.WriteHeapProfile` does. The file is written under a
 /// temporary name and renamed, so it is never seen half-written.
@@ -200,20 +245,32 @@ pub fn heap_profile() -> HeapProfile {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn write_heap_profile(path: impl AsRef<Path>) -> std::io::Result<()> {
-    let path = path.as_ref();
-    guard::without_sampling(|| {
-        let profile = heap_profile();
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".tmp.{}", std::process::id()));
-        let tmp = std::path::PathBuf::from(tmp);
-        let result = std::fs::File::create(&tmp)
-            .and_then(|f| profile.write_pprof(std::io::BufWriter::new(f)))
-            .and_then(|()| std::fs::rename(&tmp, path));
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
-    })
+    guard::without_sampling(|| write_profile_file(path.as_ref(), &heap_profile()))
+}
+
+/// Writes the peak heap profile ([`peak_profile`]) to `path` as a gzip
+/// pprof file, as [`write_heap_profile`] does for the heap.
+///
+/// ```no_run
+/// memprof::write_peak_profile("peak.pb.gz")?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn write_peak_profile(path: impl AsRef<Path>) -> std::io::Result<()> {
+    guard::without_sampling(|| write_profile_file(path.as_ref(), &peak_profile()))
+}
+
+/// Writes `profile` to `path` through a temporary file and a rename.
+fn write_profile_file(path: &Path, profile: &HeapProfile) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp.{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let result = std::fs::File::create(&tmp)
+        .and_then(|f| profile.write_pprof(std::io::BufWriter::new(f)))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 #[doc(hidden)]
