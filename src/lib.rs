@@ -58,6 +58,51 @@
 //! - Sampled blocks are served from an address range memprof reserves, not
 //!   by the inner allocator (all blocks at rate 1). See `docs/design.md`.
 //!
+//! # Beyond Go: labels, the peak, ages
+//!
+//! ```
+//! # use std::alloc::System;
+//! # #[global_allocator]
+//! # static A: memprof::Sampled<System> = memprof::Sampled::new(System);
+//! use memprof::LabelsExt;
+//! use std::time::Duration;
+//!
+//! // Labels: samples taken inside carry tenant=acme, and the blocks keep it
+//! // until freed, whichever thread frees them.
+//! let cache = memprof::with_labels(&[("tenant", "acme")], || vec![0u8; 1 << 20]);
+//! let task = async { vec![0u8; 4096] }.with_labels(&[("tenant", "initech")]);
+//!
+//! let heap = memprof::heap_profile();
+//! for (tenant, t) in heap.by_label("tenant") {
+//!     println!("{tenant}: {} B in use", t.inuse_bytes);
+//! }
+//! // Ages: the live objects allocated over a minute ago, the leak suspects.
+//! let old = heap.older_than(Duration::from_secs(60));
+//! for site in heap.oldest_sites(3) {
+//!     println!("{:?} old: {}", site.oldest_age, site.function);
+//! }
+//! // The peak: the live set when in-use was at its highest so far.
+//! let peak = memprof::peak_profile();
+//! println!("peak: {:?} B", peak.peak_inuse_bytes());
+//! # drop((cache, task, old));
+//! ```
+//!
+//! - **Labels** ([`with_labels`], [`set_labels`], [`LabelsExt`]) are pprof
+//!   string labels on the samples: `go tool pprof -tagfocus=tenant=acme`
+//!   and Pyroscope's or Parca's label filters use them. At most 4096
+//!   distinct label sets; more are counted under `memprof.labels=overflow`.
+//! - **The peak** ([`peak_profile`], [`reset_peak`], `/debug/pprof/peak`,
+//!   and a `.peak` file beside `MEMPROFILE`'s) is copied as in-use passes
+//!   a new high, within 1.6% of the true peak.
+//! - **Ages**: every heap profile carries a numeric label `age` (seconds,
+//!   in buckets 0, 1 s, 10 s, 1 min, 10 min, 1 h, 6 h, 1 d, 1 w) on the
+//!   live part of each site, so `go tool pprof -tagfocus=age=1h:` shows
+//!   what has been live for an hour; [`HeapProfile::older_than`] and
+//!   [`HeapProfile::oldest_sites`] do the same in process.
+//!
+//! All of it lives on the sample slow path: an allocation that is not
+//! sampled costs exactly what it did without these features.
+//!
 //! # Stacks
 //!
 //! Each sample records its call stack, at least 128 frames (a longer one is
