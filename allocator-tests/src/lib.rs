@@ -175,6 +175,34 @@ impl Decoded {
     }
 }
 
+/// `samples` with those that differ only in their `age` label merged (values
+/// summed, the age dropped), in order of first appearance: a heap profile
+/// splits each site by the age of its live objects, while Go's text format
+/// and older views have one sample per site.
+pub fn merge_ages(samples: &[Sample]) -> Vec<Sample> {
+    let mut out: Vec<Sample> = Vec::new();
+    for s in samples {
+        let mut s = s.clone();
+        s.num_labels.retain(|(k, _, _)| k != "age");
+        let same = |o: &Sample| {
+            o.addrs == s.addrs
+                && o.funcs == s.funcs
+                && o.bytes == s.bytes
+                && o.str_labels == s.str_labels
+                && o.num_labels == s.num_labels
+        };
+        match out.iter_mut().find(|o| same(o)) {
+            Some(o) => {
+                for (a, v) in o.values.iter_mut().zip(&s.values) {
+                    *a += v;
+                }
+            }
+            None => out.push(s),
+        }
+    }
+    out
+}
+
 /// The temporary directory `tag` of this process, created if missing (and
 /// otherwise left as it is: several tests may share one tag). Give each
 /// test its own tag when it needs an empty directory.
