@@ -96,9 +96,7 @@ fn the_peak_shows_a_and_the_heap_shows_b_exactly_at_rate_1() {
     let [a_alloc, a_alloc_b, a_inuse, a_inuse_b] = record_sum(&peak, "site_a", Some(MIB));
     assert_eq!([a_alloc, a_alloc_b], [200, 200 * MIB], "peak: A allocated");
     assert!(
-        a_inuse_b >= 200 * MIB - 200 * MIB / 64
-            && a_inuse_b <= 200 * MIB
-            && a_inuse * MIB == a_inuse_b,
+        (200 * MIB - 200 * MIB / 64..=200 * MIB).contains(&a_inuse_b) && a_inuse * MIB == a_inuse_b,
         "peak: A in use {a_inuse} blocks"
     );
     if a_inuse != 200 {
