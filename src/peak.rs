@@ -29,9 +29,14 @@
 //! rose more than that since the last free).
 //!
 //! Thread safety: `INUSE` and `HIGH` are relaxed atomics; a capture holds
-//! `CAPTURE` (the allocation path only *tries* it and skips the capture if
-//! another thread is taking one). Under concurrent allocation the copy is
-//! not one instant's state, as `heap_profile` is not either.
+//! `CAPTURE`. A free at a new high waits for it when another thread holds
+//! it, then checks again: skipping would lose that high for good, since
+//! in-use only falls after it (a test saw the peak stuck at 162 of 200
+//! MiB when a capture on another thread made the free skip). Whoever holds
+//! `CAPTURE` copies atomics or reads the copy into memory reserved before
+//! the lock, so the wait is short and cannot deadlock. Under concurrent
+//! allocation the copy is not one instant's state, as `heap_profile` is
+//! not either.
 //!
 //! Invariants: `INUSE == Σ est_bytes(weight, size)` over live sampled
 //! blocks, at any instant no sample is being recorded or freed;
@@ -78,12 +83,25 @@ pub(crate) fn on_alloc(weight: u64, size: u64) {
 /// the record's counters see the free): takes the peak copy first if
 /// in-use is at a new high.
 pub(crate) fn on_free(weight: u64, size: u64) {
-    let now = INUSE.load(Ordering::Relaxed);
-    if now >= HIGH.load(Ordering::Relaxed) && now > rise_needed() && CAPTURE.try_raw_lock() {
-        capture_locked(now);
-        CAPTURE.raw_unlock();
+    if at_new_high() {
+        // Wait for a capture another thread may be taking: skipping would
+        // lose this high for good (in-use only falls from here). The
+        // holder copies atomics or reads the copy, never waits for
+        // anything, and a signal handler on this thread defers its frees.
+        let _g = CAPTURE.lock();
+        if at_new_high() {
+            capture_locked(INUSE.load(Ordering::Relaxed));
+        }
     }
     INUSE.fetch_sub(est_bytes(weight, size), Ordering::Relaxed);
+}
+
+/// Is in-use at its high since the last capture, and above the captured
+/// peak by more than the hysteresis?
+#[inline]
+fn at_new_high() -> bool {
+    let now = INUSE.load(Ordering::Relaxed);
+    now >= HIGH.load(Ordering::Relaxed) && now > rise_needed()
 }
 
 fn rise_needed() -> u64 {

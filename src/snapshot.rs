@@ -511,7 +511,8 @@ pub(crate) fn take() -> HeapProfile {
 /// The peak profile. See [`crate::peak_profile`].
 pub(crate) fn take_peak() -> HeapProfile {
     crate::guard::without_sampling(|| {
-        let mut counts = Vec::new();
+        // Reserved before the capture lock: frees at a new high wait for it.
+        let mut counts = Vec::with_capacity(crate::records::count() + 1024);
         let (inuse_bytes, at) = crate::peak::read(|inuse, at| {
             crate::records::for_each_peak(|c| counts.push(c));
             (inuse, at)
