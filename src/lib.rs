@@ -124,6 +124,7 @@ mod symbolize;
 mod sys;
 pub mod testing;
 mod top;
+mod totals;
 
 pub use alloc::Sampled;
 pub use sampler::DEFAULT_RATE;
@@ -134,6 +135,7 @@ pub use testing::{
     Measured, PerRun, ScopeHandle, Stats,
 };
 pub use top::Site;
+pub use totals::{inner, ExactTotals, InnerHeap, InnerStats};
 
 use std::path::Path;
 
@@ -189,6 +191,38 @@ pub fn rate() -> usize {
 /// ```
 pub fn heap_profile() -> HeapProfile {
     snapshot::take()
+}
+
+/// Exact figures about the heap, beside the sampled estimate, at no cost
+/// to the fast path: bytes allocated since the start (counted by the
+/// sampler's countdown), the heap's in-use bytes from the inner
+/// allocator's own statistics plus the live sampled blocks, RSS from the
+/// kernel, and the sampled in-use estimate with its standard error. See
+/// [`ExactTotals`] for what each figure means and how late it can be.
+///
+/// `Sampled<System>` reports glibc's numbers (`mallinfo2`) by itself;
+/// another inner allocator reports through [`Sampled::with_stats`] or
+/// [`Sampled::with_stats_from`]. The same figures are in every profile's
+/// comments and in [`HeapProfile::exact_totals`].
+///
+/// ```
+/// use std::alloc::System;
+///
+/// #[global_allocator]
+/// static A: memprof::Sampled<System> = memprof::Sampled::new(System);
+///
+/// fn main() {
+///     let before = memprof::exact_totals();
+///     let v = std::hint::black_box(vec![1u8; 1 << 20]);
+///     let after = memprof::exact_totals();
+///     assert!(after.allocated_bytes >= before.allocated_bytes + (1 << 20));
+///     assert_eq!(after.inner.unwrap().allocator, "glibc");
+///     println!("{after}");
+///     # drop(v);
+/// }
+/// ```
+pub fn exact_totals() -> ExactTotals {
+    totals::take()
 }
 
 /// Writes the current heap profile to `path` as a gzip pprof file, the way
