@@ -40,6 +40,8 @@ pub struct HeapProfile {
     pub(crate) dropped_samples: u64,
     /// Which unwinder captured the stacks ("libgcc", "fp").
     pub(crate) unwinder: &'static str,
+    /// The exact figures beside the estimate, taken with the snapshot.
+    pub(crate) exact: Option<crate::ExactTotals>,
 }
 
 /// The counters of one allocation site: a call stack and an object size.
@@ -98,6 +100,19 @@ impl HeapProfile {
     /// When the snapshot was taken, in nanoseconds since the Unix epoch.
     pub fn time_nanos(&self) -> i64 {
         self.time_nanos
+    }
+
+    /// The exact figures ([`crate::exact_totals`]) taken with this
+    /// snapshot, also written into the profile's comments. `None` for a
+    /// profile not taken from this process's heap.
+    ///
+    /// ```
+    /// let profile = memprof::heap_profile();
+    /// let exact = profile.exact_totals().unwrap();
+    /// assert!(exact.allocated_bytes >= exact.sampled_blocks_bytes);
+    /// ```
+    pub fn exact_totals(&self) -> Option<crate::ExactTotals> {
+        self.exact
     }
 
     /// Name of the stack unwinder that captured the stacks.
@@ -165,6 +180,7 @@ impl HeapProfile {
                 duration_nanos: (self.time_nanos - earlier.time_nanos).max(0),
                 dropped_samples: self.dropped_samples.saturating_sub(earlier.dropped_samples),
                 unwinder: self.unwinder,
+                exact: self.exact,
             }
         })
     }
@@ -364,6 +380,7 @@ pub(crate) fn take() -> HeapProfile {
             duration_nanos: 0,
             dropped_samples: crate::records::dropped(),
             unwinder: crate::stack::unwinder_name(),
+            exact: Some(crate::totals::take()),
         }
     })
 }
@@ -392,6 +409,7 @@ mod tests {
             duration_nanos: 0,
             dropped_samples: dropped,
             unwinder: "fp",
+            exact: None,
         }
     }
 

@@ -295,6 +295,7 @@ fn empty_profile() -> HeapProfile {
         duration_nanos: 0,
         dropped_samples: 0,
         unwinder: crate::stack::unwinder_name(),
+        exact: None,
     }
 }
 

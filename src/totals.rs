@@ -334,6 +334,44 @@ pub(crate) fn take() -> ExactTotals {
     })
 }
 
+/// The profile comments that carry `t` (raw numbers, for tools).
+pub(crate) fn comments(t: &ExactTotals) -> Vec<String> {
+    let mut c = vec![
+        format!("allocated bytes: {} (exact)", t.allocated_bytes),
+        format!(
+            "in-use bytes: {} estimated, standard error {} (sampled)",
+            t.inuse_estimate_bytes, t.inuse_estimate_error_bytes
+        ),
+    ];
+    match (t.inner, t.heap_inuse_bytes()) {
+        (Some(i), Some(total)) => c.push(format!(
+            "in-use bytes: {total} exact ({} {} + sampled blocks {} in {} blocks)",
+            i.allocator,
+            total - t.sampled_blocks_bytes,
+            t.sampled_blocks_bytes,
+            t.sampled_blocks
+        )),
+        _ => c.push(format!(
+            "in-use bytes: sampled blocks {} in {} blocks (exact); the inner allocator gives no in-use figure",
+            t.sampled_blocks_bytes, t.sampled_blocks
+        )),
+    }
+    if let Some(h) = t.inner.and_then(|i| Some((i.allocator, i.held_bytes?))) {
+        c.push(format!("{} holds bytes: {}", h.0, h.1));
+    }
+    if let Some(rss) = t.rss_bytes {
+        c.push(format!("rss bytes: {rss}"));
+    }
+    if let Some(peak) = t.peak_rss_bytes {
+        c.push(format!("peak rss bytes: {peak}"));
+    }
+    c.push(format!(
+        "profiler bytes: {} tables + {} region committed",
+        t.profiler_bytes, t.region_committed_bytes
+    ));
+    c
+}
+
 /// Bytes for people: `812 B`, `12.3 KiB`, `1.2 GiB`. Allocation-free.
 #[derive(Clone, Copy)]
 pub(crate) struct Bytes(pub(crate) u64);
@@ -399,10 +437,10 @@ impl fmt::Display for ExactTotals {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> ExactTotals {
+    pub(crate) fn sample() -> ExactTotals {
         ExactTotals {
             allocated_bytes: 1_288_490_189,
             inner: Some(InnerHeap::new("glibc", Some(12_477_399)).with_held(14 << 20)),
@@ -449,6 +487,22 @@ mod tests {
             none.to_string(),
             "in use: 12.3 MiB estimated ± 412.0 KiB (sampled); the inner allocator gives no in-use figure\n\
              allocated: 1.2 GiB; profiler 1.1 MiB"
+        );
+    }
+
+    #[test]
+    fn comments_carry_the_raw_numbers() {
+        assert_eq!(
+            comments(&sample()),
+            [
+                "allocated bytes: 1288490189 (exact)",
+                "in-use bytes: 12897485 estimated, standard error 421888 (sampled)",
+                "in-use bytes: 12683223 exact (glibc 12477399 + sampled blocks 205824 in 12 blocks)",
+                "glibc holds bytes: 14680064",
+                "rss bytes: 41943040",
+                "peak rss bytes: 54525952",
+                "profiler bytes: 1048576 tables + 102400 region committed",
+            ]
         );
     }
 

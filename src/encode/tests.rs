@@ -74,6 +74,7 @@ pub(super) fn profile(s: &Stacks, rate: u64) -> HeapProfile {
         duration_nanos: 0,
         dropped_samples: 7,
         unwinder: "libgcc",
+        exact: None,
     }
 }
 
