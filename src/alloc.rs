@@ -206,6 +206,7 @@ fn default_stats<A>() -> Option<crate::totals::StatsFn> {
 #[inline]
 fn decide(size: usize) -> Option<sampler::Sample> {
     crate::env::init_once();
+    crate::trace::tick();
     sampler::slow(size, scope::current())
 }
 

@@ -78,6 +78,22 @@
 //! | `MEMPROFILERATE=N` | mean bytes between samples; `0` off, `1` every allocation |
 //! | `MEMPROF_UNWIND=fp\|dwarf\|libgcc` | the stack unwinder ([`Unwinder`]); the default is `fp` on builds with frame pointers, `dwarf` otherwise |
 //! | `MEMPROFILE=path` | write the heap profile there at normal exit, like `go test -memprofile`; `{pid}` and `{bin}` are replaced |
+//! | `MEMPROF_TRACE=1` or an interval (`500ms`, `5s`, `1m`) | one heap summary line on stderr per interval (`1`: per second), like Go's `GODEBUG=gctrace=1`; see below |
+//!
+//! `MEMPROF_TRACE` prints lines such as
+//!
+//! ```text
+//! memprof: @2.004s inuse 96.1 MiB ± 6.9 MiB, allocated 1.9 GiB (+1003.2 MiB, 1001.2 MiB/s), rss 104.3 MiB, dropped 0
+//! ```
+//!
+//! the time since the first allocation, the sampled in-use estimate ± one
+//! standard error (sqrt(rate × in-use); exact at rate 1), the bytes
+//! allocated since the start (exact, see [`ExactTotals`]) with those since
+//! the last line and their rate, the RSS, and the samples dropped. It is
+//! printed by an allocation (a sample slow path), without allocating and
+//! without a thread: at most one line per interval, and none while the
+//! process does not allocate (as gctrace prints one per GC). A bad value
+//! prints one warning and leaves tracing off.
 //!
 //! # Formats
 //!
@@ -125,6 +141,7 @@ mod sys;
 pub mod testing;
 mod top;
 mod totals;
+mod trace;
 
 pub use alloc::Sampled;
 pub use sampler::DEFAULT_RATE;
