@@ -242,9 +242,9 @@ pub(crate) fn warn_bad(value: &[u8]) {
 
 fn warn_bad_into(buf: &mut StackBuf, value: &[u8]) {
     let shown = &value[..value.len().min(64)];
-    let _ = write!(
+    let _ = writeln!(
         buf,
-        "memprof: ignoring MEMPROF_TRACE=\"{}{}\": expected 1 (every second), 0 (off) or an interval such as 500ms, 5s or 1m; tracing is off\n",
+        "memprof: ignoring MEMPROF_TRACE=\"{}{}\": expected 1 (every second), 0 (off) or an interval such as 500ms, 5s or 1m; tracing is off",
         core::str::from_utf8(shown).unwrap_or("(not UTF-8)"),
         if value.len() > 64 { "..." } else { "" },
     );
