@@ -1,5 +1,5 @@
 //! Exact totals beside the estimate: what can be known exactly about the
-//! heap without touching the fast path ([`exact_totals`]).
+//! heap without touching the fast path ([`exact_totals`](crate::exact_totals)).
 //!
 //! | figure | where it comes from | exact? |
 //! |---|---|---|
@@ -89,11 +89,11 @@ impl InnerHeap {
     }
 }
 
-/// An allocator that can report its own heap, for [`exact_totals`]: wrap
+/// An allocator that can report its own heap, for [`exact_totals`](crate::exact_totals): wrap
 /// it with [`Sampled::with_stats`](crate::Sampled::with_stats).
 ///
 /// An associated function, not a method: global allocators are unit
-/// structs over global state. It is called by [`exact_totals`] (and so by
+/// structs over global state. It is called by [`exact_totals`](crate::exact_totals) (and so by
 /// profile writes), never from inside an allocation; it may allocate.
 /// Implemented for [`std::alloc::System`] (glibc's `mallinfo2`; `None` on
 /// other C libraries). For an allocator of another crate, which this trait
@@ -223,7 +223,7 @@ fn source() -> Option<StatsFn> {
 }
 
 /// Exact figures about the heap, beside the sampled estimate: see
-/// [`exact_totals`].
+/// [`exact_totals`](crate::exact_totals).
 ///
 /// `Display` prints them in two readable lines.
 ///
