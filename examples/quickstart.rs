@@ -8,8 +8,9 @@
 //!
 //! The workload is a small search service: it builds an inverted index
 //! over generated documents (kept), answers queries through a cache (some
-//! kept, most evicted), and parses request logs (all freed: they show up in
-//! `alloc_space` but not in `inuse_space`).
+//! kept, most evicted), and parses request logs in batches (all freed: they
+//! show up in `alloc_space` but not in `inuse_space`, and make the peak).
+//! Each stage runs under a `stage` label, so the profile splits by stage.
 
 use std::alloc::System;
 use std::collections::{HashMap, VecDeque};
@@ -110,10 +111,21 @@ impl Cache {
     }
 }
 
-/// Request logs: parsed, summarised, and dropped.
+/// Request logs: parsed a batch at a time, summarised, and dropped.
 #[inline(never)]
 fn parse_logs(rng: &mut Rng, lines: usize) -> usize {
     let mut fields_seen = 0;
+    for _ in 0..lines / 50_000 {
+        let batch = parse_batch(rng, 50_000);
+        fields_seen += batch.iter().map(Vec::len).sum::<usize>();
+    }
+    fields_seen
+}
+
+/// One batch of parsed log lines, all held at once.
+#[inline(never)]
+fn parse_batch(rng: &mut Rng, lines: usize) -> Vec<Vec<(String, String)>> {
+    let mut batch = Vec::with_capacity(lines);
     for _ in 0..lines {
         let line = format!(
             "ts={} user={} path=/search?q={} status={} bytes={}",
@@ -128,30 +140,39 @@ fn parse_logs(rng: &mut Rng, lines: usize) -> usize {
             .filter_map(|kv| kv.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        fields_seen += fields.len();
+        batch.push(fields);
     }
-    fields_seen
+    batch
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
 }
 
 fn main() -> std::io::Result<()> {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let docs = load_documents(&mut rng, 20_000);
-    let index = build_index(&docs);
+    let stage = |name| [("stage", name)];
+    let docs = memprof::with_labels(&stage("load"), || load_documents(&mut rng, 20_000));
+    let index = memprof::with_labels(&stage("index"), || build_index(&docs));
     let mut cache = Cache {
         cap: 2_000,
         order: VecDeque::new(),
         answers: HashMap::new(),
     };
     let mut hits = 0;
-    for _ in 0..20_000 {
-        let query = format!("{} {}", word(&mut rng), word(&mut rng));
-        hits += cache.answer(&index, &query);
-    }
-    let fields = parse_logs(&mut rng, 200_000);
+    memprof::with_labels(&stage("query"), || {
+        for _ in 0..20_000 {
+            let query = format!("{} {}", word(&mut rng), word(&mut rng));
+            hits += cache.answer(&index, &query);
+        }
+    });
+    let fields = memprof::with_labels(&stage("logs"), || parse_logs(&mut rng, 200_000));
 
     let profile = memprof::heap_profile();
     profile.write_pprof(BufWriter::new(File::create("heap.pb.gz")?))?;
     profile.write_text(BufWriter::new(File::create("heap.txt")?))?;
+    let peak = memprof::peak_profile();
+    peak.write_pprof(BufWriter::new(File::create("peak.pb.gz")?))?;
 
     let t = profile.totals();
     println!(
@@ -167,16 +188,54 @@ fn main() -> std::io::Result<()> {
         t.inuse_objects,
         t.alloc_bytes as f64 / (1 << 20) as f64
     );
+    println!("\nin use and allocated by stage (label \"stage\"):");
+    for (name, t) in profile.by_label("stage") {
+        println!(
+            "  {name:<6} {:>8.1} MiB in use  {:>8.1} MiB allocated",
+            mib(t.inuse_bytes),
+            mib(t.alloc_bytes)
+        );
+    }
     println!("\ntop in-use allocation sites (estimates):");
     println!("{:>12} {:>9}  site", "inuse bytes", "objects");
-    for site in profile.top_sites(10) {
+    for site in profile.top_sites(10).iter().filter(|s| s.inuse_bytes > 0) {
         println!(
             "{:>12} {:>9}  {}  ({})",
             site.inuse_bytes, site.inuse_objects, site.function, site.location
         );
     }
-    println!("\nwrote heap.pb.gz (pprof) and heap.txt (Go debug=1 text). Dig further with:");
+    let at_peak = peak.totals();
+    println!(
+        "\npeak heap: {:.1} MiB in use (now {:.1} MiB); its top sites then:",
+        mib(peak.peak_inuse_bytes().unwrap_or(at_peak.inuse_bytes)),
+        mib(t.inuse_bytes)
+    );
+    for site in peak.top_sites(5).iter().filter(|s| s.inuse_bytes > 0) {
+        println!(
+            "{:>12} {:>9}  {}  ({})",
+            site.inuse_bytes, site.inuse_objects, site.function, site.location
+        );
+    }
+    println!("\noldest live sites (leak suspects in a long-running process):");
+    for site in profile.oldest_sites(3) {
+        let age = site.oldest_age.unwrap_or_default();
+        println!(
+            "{:>10.2} s {:>12} B  {}  ({})",
+            age.as_secs_f64(),
+            site.inuse_bytes,
+            site.function,
+            site.location
+        );
+    }
+    println!(
+        "\nwrote heap.pb.gz (pprof), heap.txt (Go debug=1 text) and peak.pb.gz. Dig further with:"
+    );
     println!("  go tool pprof -top -sample_index=inuse_space heap.pb.gz");
+    println!("  go tool pprof -top -tagfocus=stage=index heap.pb.gz      # one stage");
+    println!(
+        "  go tool pprof -top -tagfocus=age=1s: heap.pb.gz          # live for a second or more"
+    );
+    println!("  go tool pprof -top peak.pb.gz                            # the heap at its peak");
     println!("  go tool pprof -http=:8080 heap.pb.gz");
     Ok(())
 }

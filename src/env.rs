@@ -163,7 +163,29 @@ extern "C" fn write_at_exit() {
                 path.display()
             ),
         }
+        let peak = peak_path(&path);
+        match crate::write_peak_profile(&peak) {
+            Ok(()) => eprintln!("memprof: peak heap profile written to {}", peak.display()),
+            Err(e) => eprintln!(
+                "memprof: cannot write the peak heap profile to {}: {e}",
+                peak.display()
+            ),
+        }
     });
+}
+
+/// The peak profile's path beside the heap profile's: `.peak` before the
+/// extensions (`heap.pb.gz` -> `heap.peak.pb.gz`).
+pub(crate) fn peak_path(heap: &Path) -> PathBuf {
+    let name = heap
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (stem, ext) = match name.find('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name.as_str(), ""),
+    };
+    heap.with_file_name(format!("{stem}.peak{ext}"))
 }
 
 fn bin_name() -> String {
@@ -209,6 +231,18 @@ pub(crate) fn expand(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_peak_goes_beside_the_heap_profile() {
+        for (heap, peak) in [
+            ("heap.pb.gz", "heap.peak.pb.gz"),
+            ("/tmp/x/heap-app-12.pb.gz", "/tmp/x/heap-app-12.peak.pb.gz"),
+            ("profile", "profile.peak"),
+            (".hidden", ".hidden.peak"),
+        ] {
+            assert_eq!(peak_path(Path::new(heap)), Path::new(peak), "{heap}");
+        }
+    }
 
     #[test]
     fn rates_parse_or_are_rejected() {

@@ -8,9 +8,10 @@
 //! allocation or free). Lock order, the same everywhere else:
 //!
 //! 1. the profile writer (`snapshot`): only *tried*, see below;
-//! 2. scopes (`scope`): the slot table, then each slot;
-//! 3. stacks (`stacks`), 4. records (`records`);
-//! 5. the sampled-block region (`sys::region`), 6. the arena (`sys::arena`).
+//! 2. label sets (`labels`), 3. the peak capture (`peak`);
+//! 4. scopes (`scope`): the slot table, then each slot;
+//! 5. stacks (`stacks`), 6. records (`records`);
+//! 7. the sampled-block region (`sys::region`), 8. the arena (`sys::arena`).
 //!
 //! The profile writer is different: it is held for a whole profile write,
 //! seconds when symbolization is cold, so waiting for it would stall
@@ -44,6 +45,8 @@ pub(crate) fn register_once() {
 
 extern "C" fn prepare() {
     crate::snapshot::writer_prepare_fork();
+    crate::labels::lock_for_fork();
+    crate::peak::lock_for_fork();
     crate::scope::lock_for_fork();
     crate::stacks::lock_for_fork();
     crate::records::lock_for_fork();
@@ -58,6 +61,8 @@ fn release_brief_locks() {
     crate::records::unlock_after_fork();
     crate::stacks::unlock_after_fork();
     crate::scope::unlock_after_fork();
+    crate::peak::unlock_after_fork();
+    crate::labels::unlock_after_fork();
 }
 
 extern "C" fn parent() {

@@ -18,12 +18,14 @@
 //! lock its own thread holds, and never sees a thread cache mid-update.
 
 use crate::guard::{self, Busy};
+use crate::labels;
 use crate::peak;
 use crate::records;
 use crate::sampler::Sample;
 use crate::scope;
 use crate::stack::{self, Captured};
 use crate::stacks;
+use crate::sys::os;
 use crate::sys::region;
 use core::alloc::Layout;
 use core::ptr;
@@ -38,8 +40,13 @@ pub(crate) fn alloc_sampled(layout: Layout, sample: Sample, zeroed: bool) -> *mu
     deferred::drain();
     let mut cap = Captured::new();
     stack::capture(&mut cap);
-    let Some((stack, rec)) = stacks::intern(cap.as_slice(), cap.truncated, cap.hash)
-        .and_then(|s| Some((s, records::intern(s, layout.size() as u64)?)))
+    let Some((stack, rec)) =
+        stacks::intern(cap.as_slice(), cap.truncated, cap.hash).and_then(|s| {
+            Some((
+                s,
+                records::intern(s, layout.size() as u64, labels::current())?,
+            ))
+        })
     else {
         records::note_dropped();
         return ptr::null_mut();
@@ -52,7 +59,9 @@ pub(crate) fn alloc_sampled(layout: Layout, sample: Sample, zeroed: bool) -> *mu
         // SAFETY: the block has room for `layout.size()` bytes.
         unsafe { ptr::write_bytes(block.ptr, 0, layout.size()) };
     }
-    block.meta.set(rec, sample.weight, sample.scope);
+    block
+        .meta
+        .set(rec, sample.weight, sample.scope, os::coarse_nanos());
     records::on_alloc(rec, sample.weight);
     peak::on_alloc(sample.weight, layout.size() as u64);
     if sample.scope != 0 {
@@ -88,8 +97,8 @@ unsafe fn free_now(p: *mut u8) {
     // aborts with a message if it is not (a double free).
     unsafe {
         let meta = region::meta_of(p);
-        records::on_free(meta.record(), meta.weight());
         peak::on_free(meta.weight(), records::stack_and_size(meta.record()).1);
+        records::on_free(meta.record(), meta.weight());
         charge_free(meta);
         region::free(p);
     }
@@ -185,16 +194,16 @@ pub(crate) unsafe fn resample_in_place(
     let mut cap = Captured::new();
     stack::capture(&mut cap);
     let Some((stack, rec)) = stacks::intern(cap.as_slice(), cap.truncated, cap.hash)
-        .and_then(|s| Some((s, records::intern(s, new_size as u64)?)))
+        .and_then(|s| Some((s, records::intern(s, new_size as u64, labels::current())?)))
     else {
         return false;
     };
     // SAFETY: as above.
     let meta = unsafe { region::meta_of(p) };
-    records::on_free(meta.record(), meta.weight());
     peak::on_free(meta.weight(), records::stack_and_size(meta.record()).1);
+    records::on_free(meta.record(), meta.weight());
     charge_free(meta);
-    meta.set(rec, sample.weight, sample.scope);
+    meta.set(rec, sample.weight, sample.scope, os::coarse_nanos());
     records::on_alloc(rec, sample.weight);
     peak::on_alloc(sample.weight, new_size as u64);
     if sample.scope != 0 {

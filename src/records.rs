@@ -1,4 +1,5 @@
-//! Per-site records: counters keyed by (stack, object size), as in Go.
+//! Per-site records: counters keyed by (stack, object size, label set):
+//! Go's key, plus the labels the sample was taken under (`labels.rs`).
 //!
 //! Size is part of the key, so a record's objects all have one size and
 //! bytes are always `objects × size`: only object counts and weights are
@@ -12,11 +13,17 @@
 //!
 //! Invariants (per record, at any instant a reader loads `frees` before
 //! `allocs`): `frees <= allocs` and `free_weight <= alloc_weight`.
+//!
+//! The peak copy: `capture_peak` copies every record's four counters into
+//! its `peak` fields (under `peak.rs`'s capture lock) and then publishes
+//! how many records it covered; records past that count have no peak
+//! values. See `peak.rs` for when a capture happens.
 
+use crate::labels::LabelSetId;
 use crate::sampler::WEIGHT_ONE;
 use crate::stacks::StackId;
 use crate::sys::table::Table;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 pub(crate) type RecordId = u32;
 
@@ -25,6 +32,7 @@ const CHUNKS: usize = 512;
 
 pub(crate) struct Record {
     pub(crate) stack: StackId,
+    pub(crate) labels: LabelSetId,
     pub(crate) size: u64,
     allocs: AtomicU64,
     frees: AtomicU64,
@@ -34,11 +42,15 @@ pub(crate) struct Record {
     /// were most of a rate-1 sample's time after the stack walk.
     alloc_extra: AtomicU64,
     free_extra: AtomicU64,
+    /// `[allocs, frees, alloc_extra, free_extra]` at the last peak capture.
+    peak: [AtomicU64; 4],
 }
 
 /// A consistent read of one record's counters.
 pub(crate) struct Counts {
+    pub(crate) id: RecordId,
     pub(crate) stack: StackId,
+    pub(crate) labels: LabelSetId,
     pub(crate) size: u64,
     pub(crate) allocs: u64,
     pub(crate) frees: u64,
@@ -48,9 +60,12 @@ pub(crate) struct Counts {
 
 static TABLE: Table<Record, CHUNKS> = Table::new();
 static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Records covered by the last peak capture.
+static PEAK_LEN: AtomicU32 = AtomicU32::new(0);
 
-fn hash(stack: StackId, size: u64) -> u32 {
-    let h = (u64::from(stack) ^ size.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+fn hash(stack: StackId, size: u64, labels: LabelSetId) -> u32 {
+    let key = u64::from(stack) ^ size.rotate_left(32) ^ u64::from(labels).rotate_left(17);
+    let h = key.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     (h >> 32) as u32 ^ h as u32
 }
 
@@ -58,19 +73,26 @@ fn get(id: RecordId) -> &'static Record {
     TABLE.get(id)
 }
 
-/// The record for (stack, size), added if new; `None` when full.
-pub(crate) fn intern(stack: StackId, size: u64) -> Option<RecordId> {
-    let eq = |r: &Record| r.stack == stack && r.size == size;
-    TABLE.intern(hash(stack, size), eq, || {
+/// The record for (stack, size, labels), added if new; `None` when full.
+pub(crate) fn intern(stack: StackId, size: u64, labels: LabelSetId) -> Option<RecordId> {
+    let eq = |r: &Record| r.stack == stack && r.size == size && r.labels == labels;
+    TABLE.intern(hash(stack, size, labels), eq, || {
         Some(Record {
             stack,
+            labels,
             size,
             allocs: AtomicU64::new(0),
             frees: AtomicU64::new(0),
             alloc_extra: AtomicU64::new(0),
             free_extra: AtomicU64::new(0),
+            peak: [const { AtomicU64::new(0) }; 4],
         })
     })
+}
+
+/// Number of records so far.
+pub(crate) fn count() -> usize {
+    TABLE.len()
 }
 
 /// The stack and object size of a record.
@@ -108,17 +130,52 @@ pub(crate) fn for_each(mut f: impl FnMut(Counts)) {
     for id in 0..TABLE.len() as u32 {
         let r = get(id);
         let frees = r.frees.load(Ordering::Acquire);
-        let free_weight = weight(frees, r.free_extra.load(Ordering::Relaxed));
+        let free_extra = r.free_extra.load(Ordering::Relaxed);
         let allocs = r.allocs.load(Ordering::Acquire);
-        let alloc_weight = weight(allocs, r.alloc_extra.load(Ordering::Relaxed));
-        f(Counts {
-            stack: r.stack,
-            size: r.size,
-            allocs: allocs.max(frees),
-            frees,
-            alloc_weight: alloc_weight.max(free_weight),
-            free_weight,
-        });
+        let alloc_extra = r.alloc_extra.load(Ordering::Relaxed);
+        f(counts(id, r, [allocs, frees, alloc_extra, free_extra]));
+    }
+}
+
+fn counts(id: RecordId, r: &Record, [allocs, frees, alloc_extra, free_extra]: [u64; 4]) -> Counts {
+    let free_weight = weight(frees, free_extra);
+    let alloc_weight = weight(allocs, alloc_extra);
+    Counts {
+        id,
+        stack: r.stack,
+        labels: r.labels,
+        size: r.size,
+        allocs: allocs.max(frees),
+        frees,
+        alloc_weight: alloc_weight.max(free_weight),
+        free_weight,
+    }
+}
+
+/// Copies every record's counters into its peak copy. The caller holds
+/// the peak capture lock (`peak.rs`), so captures never interleave.
+pub(crate) fn capture_peak() {
+    let n = TABLE.len() as u32;
+    for id in 0..n {
+        let r = get(id);
+        let frees = r.frees.load(Ordering::Acquire);
+        let free_extra = r.free_extra.load(Ordering::Relaxed);
+        let allocs = r.allocs.load(Ordering::Acquire);
+        let alloc_extra = r.alloc_extra.load(Ordering::Relaxed);
+        for (slot, v) in r.peak.iter().zip([allocs, frees, alloc_extra, free_extra]) {
+            slot.store(v, Ordering::Relaxed);
+        }
+    }
+    PEAK_LEN.store(n, Ordering::Release);
+}
+
+/// Reads every record's peak copy (records made after the capture are
+/// left out). The caller holds the peak capture lock.
+pub(crate) fn for_each_peak(mut f: impl FnMut(Counts)) {
+    for id in 0..PEAK_LEN.load(Ordering::Acquire) {
+        let r = get(id);
+        let v = r.peak.each_ref().map(|a| a.load(Ordering::Relaxed));
+        f(counts(id, r, v));
     }
 }
 
@@ -146,7 +203,7 @@ mod tests {
     fn counts_of(id: RecordId) -> (u64, u64, u64, u64) {
         let mut out = None;
         for_each(|c| {
-            if c.stack == get(id).stack && c.size == get(id).size {
+            if c.id == id {
                 out = Some((c.allocs, c.alloc_weight, c.frees, c.free_weight));
             }
         });
@@ -156,7 +213,7 @@ mod tests {
     #[test]
     fn weights_of_one_object_and_others_add_up() {
         // A stack id no other test uses.
-        let id = intern(0x7fff_0001, 48).unwrap();
+        let id = intern(0x7fff_0001, 48, 0).unwrap();
         let weights = [WEIGHT_ONE, WEIGHT_ONE * 3 + 7, WEIGHT_ONE, WEIGHT_ONE - 1];
         for w in weights {
             on_alloc(id, w);

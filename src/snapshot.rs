@@ -11,7 +11,10 @@
 //! [`HeapProfile::write_pprof`] and [`HeapProfile::write_text`] resolve them,
 //! and [`Record::frames`] does so for one record.
 
+use crate::ages::{self, Ages};
+use crate::labels::LabelSet;
 use std::io;
+use std::time::Duration;
 
 /// A heap profile: one [`Record`] per (call stack, object size), as in Go.
 ///
@@ -40,8 +43,27 @@ pub struct HeapProfile {
     pub(crate) dropped_samples: u64,
     /// Which unwinder captured the stacks ("libgcc", "fp").
     pub(crate) unwinder: &'static str,
-    /// The exact figures beside the estimate, taken with the snapshot.
+    /// Label sets past the limit, folded into one (`labels.rs`).
+    pub(crate) label_overflow: u64,
+    /// The exact figures beside the estimate, taken with a heap snapshot
+    /// (`None` for the peak and for `older_than`, which are not the heap
+    /// at `time_nanos`).
     pub(crate) exact: Option<crate::ExactTotals>,
+    /// What the profile is: the live heap, or the peak (with its in-use
+    /// estimate), or the heap filtered by age.
+    pub(crate) kind: Kind,
+}
+
+/// What a [`HeapProfile`] holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Kind {
+    /// The heap at `time_nanos`, with the ages of live samples.
+    Heap,
+    /// The copy taken at the highest in-use so far (`peak.rs`); the
+    /// estimate of in-use then, in bytes. No ages.
+    Peak { inuse_bytes: u64 },
+    /// Only the live objects at least this old (`older_than`).
+    OlderThan { age_ns: u64 },
 }
 
 /// The counters of one allocation site: a call stack and an object size.
@@ -52,6 +74,11 @@ pub struct HeapProfile {
 pub struct Record {
     /// Return addresses, leaf (innermost) first, as captured.
     pub(crate) stack: Vec<usize>,
+    /// The labels the samples were taken under, sorted by key.
+    pub(crate) labels: LabelSet,
+    /// The live samples by age at the snapshot (`None`: not known, as in
+    /// a peak profile or a hand-made one).
+    pub(crate) ages: Option<Box<Ages>>,
     /// The unwinder stopped at the depth limit before reaching the root.
     pub(crate) truncated: bool,
     /// Requested size (`Layout::size()`) of each object in this record.
@@ -102,19 +129,6 @@ impl HeapProfile {
         self.time_nanos
     }
 
-    /// The exact figures ([`crate::exact_totals`]) taken with this
-    /// snapshot, also written into the profile's comments. `None` for a
-    /// profile not taken from this process's heap.
-    ///
-    /// ```
-    /// let profile = memprof::heap_profile();
-    /// let exact = profile.exact_totals().unwrap();
-    /// assert!(exact.allocated_bytes >= exact.sampled_blocks_bytes);
-    /// ```
-    pub fn exact_totals(&self) -> Option<crate::ExactTotals> {
-        self.exact
-    }
-
     /// Name of the stack unwinder that captured the stacks.
     pub fn unwinder(&self) -> &'static str {
         self.unwinder
@@ -155,17 +169,19 @@ impl HeapProfile {
     /// ```
     pub fn delta_since(&self, earlier: &HeapProfile) -> HeapProfile {
         crate::guard::without_sampling(|| {
-            let before: std::collections::HashMap<(&[usize], bool, u64), &Record> = earlier
+            type Key<'a> = (&'a [usize], bool, u64, &'a [(String, String)]);
+            let before: std::collections::HashMap<Key, &Record> = earlier
                 .records
                 .iter()
-                .map(|r| ((&r.stack[..], r.truncated, r.object_size), r))
+                .map(|r| ((&r.stack[..], r.truncated, r.object_size, &r.labels[..]), r))
                 .collect();
             let records = self
                 .records
                 .iter()
                 .map(|r| {
                     let mut d = r.clone();
-                    if let Some(e) = before.get(&(&r.stack[..], r.truncated, r.object_size)) {
+                    let key = (&r.stack[..], r.truncated, r.object_size, &r.labels[..]);
+                    if let Some(e) = before.get(&key) {
                         d.sampled_allocs = r.sampled_allocs.saturating_sub(e.sampled_allocs);
                         d.sampled_frees = r.sampled_frees.saturating_sub(e.sampled_frees);
                         d.alloc_objects_est = (r.alloc_objects_est - e.alloc_objects_est).max(0.0);
@@ -180,21 +196,153 @@ impl HeapProfile {
                 duration_nanos: (self.time_nanos - earlier.time_nanos).max(0),
                 dropped_samples: self.dropped_samples.saturating_sub(earlier.dropped_samples),
                 unwinder: self.unwinder,
+                label_overflow: self.label_overflow,
                 exact: self.exact,
+                kind: self.kind,
             }
         })
+    }
+
+    /// In-use per value of the label `key`: one entry per value, with the
+    /// summed estimates of the records whose samples carried it, most
+    /// in-use bytes first. Records without the label are left out (their
+    /// share is [`totals`](Self::totals) minus the sum).
+    ///
+    /// ```
+    /// for (tenant, t) in memprof::heap_profile().by_label("tenant") {
+    ///     println!("{tenant}: {} B in use, {} B allocated", t.inuse_bytes, t.alloc_bytes);
+    /// }
+    /// ```
+    pub fn by_label(&self, key: &str) -> Vec<(String, Totals)> {
+        crate::guard::without_sampling(|| {
+            let mut by: std::collections::HashMap<&str, Totals> = Default::default();
+            for r in &self.records {
+                if let Some(v) = r.label(key) {
+                    by.entry(v).or_default().add(r);
+                }
+            }
+            let mut out: Vec<(String, Totals)> =
+                by.into_iter().map(|(v, t)| (v.to_string(), t)).collect();
+            out.sort_by(|a, b| {
+                (b.1.inuse_bytes, b.1.alloc_bytes, &a.0).cmp(&(
+                    a.1.inuse_bytes,
+                    a.1.alloc_bytes,
+                    &b.0,
+                ))
+            });
+            out
+        })
+    }
+
+    /// The live objects that were allocated at least `age` before the
+    /// snapshot: the leak suspects of a long-running process. Each record
+    /// keeps only those objects; its `alloc_*` values equal its `inuse_*`
+    /// values (the objects counted are live), and records with none are
+    /// dropped.
+    ///
+    /// Ages are kept in bins about 9% wide (eight per doubling, from 1 ms),
+    /// and a bin counts when its smallest age is at least `age`; the clock
+    /// is the kernel's coarse monotonic clock (1-4 ms). A peak profile has
+    /// no ages, and gives an empty profile here.
+    ///
+    /// ```
+    /// let profile = memprof::heap_profile();
+    /// let old = profile.older_than(std::time::Duration::from_secs(60));
+    /// assert!(old.totals().inuse_bytes <= profile.totals().inuse_bytes);
+    /// ```
+    pub fn older_than(&self, age: Duration) -> HeapProfile {
+        crate::guard::without_sampling(|| {
+            let min_ns = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
+            let records = self
+                .records
+                .iter()
+                .filter_map(|r| {
+                    let (ages, objects, samples) = r.ages.as_ref()?.older_than(min_ns);
+                    (samples > 0).then(|| Record {
+                        stack: r.stack.clone(),
+                        labels: r.labels.clone(),
+                        ages: Some(Box::new(ages)),
+                        truncated: r.truncated,
+                        object_size: r.object_size,
+                        sampled_allocs: samples,
+                        sampled_frees: 0,
+                        alloc_objects_est: objects,
+                        inuse_objects_est: objects,
+                    })
+                })
+                .collect();
+            HeapProfile {
+                records,
+                kind: Kind::OlderThan { age_ns: min_ns },
+                exact: None,
+                ..self.clone_header()
+            }
+        })
+    }
+
+    /// The exact figures ([`crate::exact_totals`]) taken with this heap
+    /// snapshot, also written into the profile's comments. `None` for a
+    /// peak profile, an [`older_than`](Self::older_than) view, and a
+    /// profile not taken from this process's heap.
+    ///
+    /// ```
+    /// let profile = memprof::heap_profile();
+    /// let exact = profile.exact_totals().unwrap();
+    /// assert!(exact.allocated_bytes >= exact.sampled_blocks_bytes);
+    /// assert!(memprof::peak_profile().exact_totals().is_none());
+    /// ```
+    pub fn exact_totals(&self) -> Option<crate::ExactTotals> {
+        self.exact
+    }
+
+    /// For a profile from [`peak_profile`](crate::peak_profile): the
+    /// estimated bytes in use at the peak (exact at rate 1). `None` for
+    /// other profiles.
+    pub fn peak_inuse_bytes(&self) -> Option<u64> {
+        match self.kind {
+            Kind::Peak { inuse_bytes } => Some(inuse_bytes),
+            _ => None,
+        }
+    }
+
+    /// Label sets that found the table full (4096 distinct sets) and were
+    /// counted under the one set `memprof.labels=overflow` instead. Also
+    /// written into the profile's comments.
+    pub fn label_overflow(&self) -> u64 {
+        self.label_overflow
+    }
+
+    /// Everything but the records.
+    fn clone_header(&self) -> HeapProfile {
+        HeapProfile {
+            records: Vec::new(),
+            rate: self.rate,
+            time_nanos: self.time_nanos,
+            duration_nanos: self.duration_nanos,
+            dropped_samples: self.dropped_samples,
+            unwinder: self.unwinder,
+            label_overflow: self.label_overflow,
+            exact: self.exact,
+            kind: self.kind,
+        }
     }
 
     /// Estimated totals over all records.
     pub fn totals(&self) -> Totals {
         let mut t = Totals::default();
         for r in &self.records {
-            t.alloc_objects += r.alloc_objects();
-            t.alloc_bytes += r.alloc_bytes();
-            t.inuse_objects += r.inuse_objects();
-            t.inuse_bytes += r.inuse_bytes();
+            t.add(r);
         }
         t
+    }
+}
+
+impl Totals {
+    fn add(&mut self, r: &Record) {
+        self.alloc_objects += r.alloc_objects();
+        self.alloc_bytes += r.alloc_bytes();
+        self.inuse_objects += r.inuse_objects();
+        self.inuse_bytes += r.inuse_bytes();
     }
 }
 
@@ -247,6 +395,28 @@ impl Record {
     /// Estimated bytes of this site live at the snapshot.
     pub fn inuse_bytes(&self) -> u64 {
         round(self.inuse_objects_est * self.object_size as f64)
+    }
+
+    /// The labels this record's samples were taken under
+    /// ([`with_labels`](crate::with_labels)), sorted by key.
+    pub fn labels(&self) -> &[(String, String)] {
+        &self.labels
+    }
+
+    /// The value of label `key` on this record's samples.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// How long before the snapshot the oldest live sampled object of this
+    /// record was allocated (to the coarse clock's 1-4 ms). `None` when
+    /// nothing is live or ages are not known (a peak profile).
+    pub fn oldest_age(&self) -> Option<Duration> {
+        let a = self.ages.as_ref()?;
+        (!a.bins.is_empty()).then(|| Duration::from_nanos(a.oldest_ns))
     }
 
     /// Raw number of samples taken at this site (not scaled).
@@ -352,37 +522,80 @@ pub(crate) fn encode_then_write<W: io::Write>(
 /// Takes a snapshot of every record. See [`crate::heap_profile`].
 pub(crate) fn take() -> HeapProfile {
     crate::guard::without_sampling(|| {
-        let mut records = Vec::with_capacity(crate::stacks::count());
-        crate::records::for_each(|c| {
-            if c.allocs == 0 {
-                return;
-            }
+        let mut counts = Vec::with_capacity(crate::records::count());
+        crate::records::for_each(|c| counts.push(c));
+        let mut ages = ages::collect(counts.len());
+        let records = build(counts, |id| ages.remove(&id).map(Box::new));
+        HeapProfile {
+            exact: Some(crate::totals::take()),
+            ..header(records, Kind::Heap, now_nanos())
+        }
+    })
+}
+
+/// The peak profile. See [`crate::peak_profile`].
+pub(crate) fn take_peak() -> HeapProfile {
+    crate::guard::without_sampling(|| {
+        let mut counts = Vec::new();
+        let (inuse_bytes, at) = crate::peak::read(|inuse, at| {
+            crate::records::for_each_peak(|c| counts.push(c));
+            (inuse, at)
+        });
+        let records = build(counts, |_| None);
+        header(records, Kind::Peak { inuse_bytes }, at)
+    })
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+fn header(records: Vec<Record>, kind: Kind, time_nanos: i64) -> HeapProfile {
+    HeapProfile {
+        records,
+        rate: crate::sampler::rate(),
+        time_nanos,
+        duration_nanos: 0,
+        dropped_samples: crate::records::dropped(),
+        unwinder: crate::stack::unwinder_name(),
+        label_overflow: crate::labels::overflowed(),
+        exact: None,
+        kind,
+    }
+}
+
+/// Records from counters: stacks copied, label sets looked up once each,
+/// weights turned into estimates.
+fn build(
+    counts: Vec<crate::records::Counts>,
+    mut ages_of: impl FnMut(crate::records::RecordId) -> Option<Box<Ages>>,
+) -> Vec<Record> {
+    let mut sets: std::collections::HashMap<u32, LabelSet> = Default::default();
+    let one = crate::sampler::WEIGHT_ONE as f64;
+    counts
+        .into_iter()
+        .filter(|c| c.allocs != 0)
+        .map(|c| {
             let (frames, truncated) = crate::stacks::get(c.stack);
-            let one = crate::sampler::WEIGHT_ONE as f64;
-            records.push(Record {
+            Record {
                 stack: frames.to_vec(),
+                labels: sets
+                    .entry(c.labels)
+                    .or_insert_with(|| crate::labels::get(c.labels))
+                    .clone(),
+                ages: ages_of(c.id),
                 truncated,
                 object_size: c.size,
                 sampled_allocs: c.allocs,
                 sampled_frees: c.frees,
                 alloc_objects_est: c.alloc_weight as f64 / one,
                 inuse_objects_est: (c.alloc_weight - c.free_weight) as f64 / one,
-            });
-        });
-        let time_nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0);
-        HeapProfile {
-            records,
-            rate: crate::sampler::rate(),
-            time_nanos,
-            duration_nanos: 0,
-            dropped_samples: crate::records::dropped(),
-            unwinder: crate::stack::unwinder_name(),
-            exact: Some(crate::totals::take()),
-        }
-    })
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -392,6 +605,8 @@ mod tests {
     fn record(stack: &[usize], size: u64, alloc: f64, inuse: f64, samples: (u64, u64)) -> Record {
         Record {
             stack: stack.to_vec(),
+            labels: Default::default(),
+            ages: None,
             truncated: false,
             object_size: size,
             sampled_allocs: samples.0,
@@ -409,7 +624,9 @@ mod tests {
             duration_nanos: 0,
             dropped_samples: dropped,
             unwinder: "fp",
+            label_overflow: 0,
             exact: None,
+            kind: Kind::Heap,
         }
     }
 

@@ -261,6 +261,8 @@ fn read(h: u32) -> (Stats, HeapProfile, Option<crate::stacks::StackId>) {
         let (frames, truncated) = crate::stacks::get(stack);
         p.records.push(Record {
             stack: frames.to_vec(),
+            labels: Default::default(),
+            ages: None,
             truncated,
             object_size: size,
             sampled_allocs: allocs,
@@ -295,7 +297,9 @@ fn empty_profile() -> HeapProfile {
         duration_nanos: 0,
         dropped_samples: 0,
         unwinder: crate::stack::unwinder_name(),
+        label_overflow: 0,
         exact: None,
+        kind: crate::snapshot::Kind::Heap,
     }
 }
 

@@ -8,6 +8,7 @@
 
 use crate::snapshot::{Frame, HeapProfile};
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// An allocation site with its summed estimates, from
 /// [`HeapProfile::top_sites`].
@@ -25,6 +26,9 @@ pub struct Site {
     pub alloc_bytes: u64,
     /// Estimated objects allocated since the start.
     pub alloc_objects: u64,
+    /// How long before the snapshot the site's oldest live sampled object
+    /// was allocated; `None` when nothing is live or ages are not known.
+    pub oldest_age: Option<Duration>,
 }
 
 const PLUMBING: [&str; 4] = ["alloc::", "core::", "std::", "hashbrown::"];
@@ -33,7 +37,11 @@ const PLUMBING: [&str; 4] = ["alloc::", "core::", "std::", "hashbrown::"];
 /// `<alloc::vec::Vec<T> as ...>::push`, `<T as alloc::...>::to_vec`; but not
 /// `<myapp::Cache as core::ops::Drop>::drop`, which is the user's.
 pub(crate) fn is_plumbing(f: &Frame) -> bool {
-    let name = f.function.as_str();
+    is_plumbing_name(&f.function)
+}
+
+/// [`is_plumbing`] by the function's name.
+pub(crate) fn is_plumbing_name(name: &str) -> bool {
     let is_std = |path: &str| PLUMBING.iter().any(|p| path.starts_with(p));
     match name.strip_prefix('<') {
         Some(inner) => match inner.split_once(" as ") {
@@ -57,6 +65,47 @@ impl HeapProfile {
     /// }
     /// ```
     pub fn top_sites(&self, n: usize) -> Vec<Site> {
+        let mut v = self.sites();
+        v.sort_by(|a, b| {
+            (b.inuse_bytes, b.alloc_bytes, &a.function).cmp(&(
+                a.inuse_bytes,
+                a.alloc_bytes,
+                &b.function,
+            ))
+        });
+        v.truncate(n);
+        v
+    }
+
+    /// The `n` sites whose live objects are oldest: the leak suspects of a
+    /// long-running process. Sites with nothing live are left out; the
+    /// age is [`Site::oldest_age`].
+    ///
+    /// ```
+    /// for site in memprof::heap_profile().oldest_sites(5) {
+    ///     let age = site.oldest_age.unwrap();
+    ///     println!("{:>8.1?} {:>10} B  {}", age, site.inuse_bytes, site.function);
+    /// }
+    /// ```
+    pub fn oldest_sites(&self, n: usize) -> Vec<Site> {
+        let mut v: Vec<Site> = self
+            .sites()
+            .into_iter()
+            .filter(|s| s.oldest_age.is_some() && s.inuse_objects > 0)
+            .collect();
+        v.sort_by(|a, b| {
+            (b.oldest_age, b.inuse_bytes, &a.function).cmp(&(
+                a.oldest_age,
+                a.inuse_bytes,
+                &b.function,
+            ))
+        });
+        v.truncate(n);
+        v
+    }
+
+    /// Every site, unsorted.
+    fn sites(&self) -> Vec<Site> {
         crate::guard::without_sampling(|| {
             let mut sites: HashMap<(String, String), Site> = HashMap::new();
             for r in self.records() {
@@ -78,22 +127,15 @@ impl HeapProfile {
                         inuse_objects: 0,
                         alloc_bytes: 0,
                         alloc_objects: 0,
+                        oldest_age: None,
                     });
                 s.inuse_bytes += r.inuse_bytes();
                 s.inuse_objects += r.inuse_objects();
                 s.alloc_bytes += r.alloc_bytes();
                 s.alloc_objects += r.alloc_objects();
+                s.oldest_age = s.oldest_age.max(r.oldest_age());
             }
-            let mut v: Vec<Site> = sites.into_values().collect();
-            v.sort_by(|a, b| {
-                (b.inuse_bytes, b.alloc_bytes, &a.function).cmp(&(
-                    a.inuse_bytes,
-                    a.alloc_bytes,
-                    &b.function,
-                ))
-            });
-            v.truncate(n);
-            v
+            sites.into_values().collect()
         })
     }
 }

@@ -15,7 +15,9 @@
 //   "defaultSampleType": "",
 //   "comments": ["..."],
 //   "samples": [{ "values": [1, 2, 3, 4],
-//                 "numLabels": { "bytes": [100] },
+//                 "numLabels": { "bytes": [100], "age": [0] },
+//                 "numUnits": { "bytes": [""], "age": ["seconds"] },
+//                 "strLabels": { "tenant": ["acme"] },
 //                 "locations": [["leaf fn", "inlined-into fn"], ["caller"], ...] }]
 // }
 // `locations` is leaf first; each location lists its functions innermost
@@ -75,6 +77,7 @@ const out = {
   comments: p.comment.map(str),
   samples: p.sample.filter(keep).map((s) => {
     const numLabels = {};
+    const numUnits = {};
     const strLabels = {};
     for (const l of s.label) {
       const key = str(l.key);
@@ -82,11 +85,13 @@ const out = {
         (strLabels[key] ??= []).push(str(l.str));
       } else {
         (numLabels[key] ??= []).push(num(l.num));
+        (numUnits[key] ??= []).push(str(l.numUnit ?? 0));
       }
     }
     return {
       values: s.value.map(num),
       numLabels,
+      numUnits,
       strLabels,
       locations: s.locationId.map((id) => {
         const fns = locations.get(Number(id));

@@ -42,6 +42,11 @@ pub struct Sample {
     /// Location addresses, leaf first (only from `go tool pprof -raw`; empty
     /// from `pprof-format`).
     pub addrs: Vec<u64>,
+    /// String labels as (key, value), sorted.
+    pub str_labels: Vec<(String, String)>,
+    /// Numeric labels as (key, value, unit), sorted; the unit is `""` when
+    /// the profile gives none. The `bytes` label is here too.
+    pub num_labels: Vec<(String, i64, String)>,
 }
 
 /// Does the function `name` (a demangled path such as
@@ -61,6 +66,22 @@ impl Sample {
     /// [`fn_matches`])?
     pub fn has_fn(&self, func: &str) -> bool {
         self.funcs.iter().flatten().any(|f| fn_matches(f, func))
+    }
+
+    /// The (first) value of the string label `key`.
+    pub fn str_label(&self, key: &str) -> Option<&str> {
+        self.str_labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The (first) value and unit of the numeric label `key`.
+    pub fn num_label(&self, key: &str) -> Option<(i64, &str)> {
+        self.num_labels
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, v, u)| (*v, u.as_str()))
     }
 
     /// The four Go heap values; panics if the sample has another shape.
@@ -122,8 +143,13 @@ impl Decoded {
 
     /// Sums the four heap values over every sample.
     pub fn total(&self) -> [i64; 4] {
+        self.sum_where(|_| true)
+    }
+
+    /// Sums the four heap values of the samples `keep` selects.
+    pub fn sum_where(&self, keep: impl Fn(&Sample) -> bool) -> [i64; 4] {
         let mut t = [0; 4];
-        for s in &self.samples {
+        for s in self.samples.iter().filter(|s| keep(s)) {
             for (acc, v) in t.iter_mut().zip(s.heap_values()) {
                 *acc += v;
             }
@@ -147,6 +173,34 @@ impl Decoded {
             .collect();
         assert_eq!(self.sample_types, want, "{r}: sample types");
     }
+}
+
+/// `samples` with those that differ only in their `age` label merged (values
+/// summed, the age dropped), in order of first appearance: a heap profile
+/// splits each site by the age of its live objects, while Go's text format
+/// and older views have one sample per site.
+pub fn merge_ages(samples: &[Sample]) -> Vec<Sample> {
+    let mut out: Vec<Sample> = Vec::new();
+    for s in samples {
+        let mut s = s.clone();
+        s.num_labels.retain(|(k, _, _)| k != "age");
+        let same = |o: &Sample| {
+            o.addrs == s.addrs
+                && o.funcs == s.funcs
+                && o.bytes == s.bytes
+                && o.str_labels == s.str_labels
+                && o.num_labels == s.num_labels
+        };
+        match out.iter_mut().find(|o| same(o)) {
+            Some(o) => {
+                for (a, v) in o.values.iter_mut().zip(&s.values) {
+                    *a += v;
+                }
+            }
+            None => out.push(s),
+        }
+    }
+    out
 }
 
 /// The temporary directory `tag` of this process, created if missing (and
@@ -217,6 +271,39 @@ pub fn go_raw(path: &Path, funcs: &[&str]) -> Decoded {
         "go tool pprof",
         &Keep::Funcs(funcs),
     )
+}
+
+/// Runs `go tool pprof -top -unit=B` on `path` with `args` (filters such as
+/// `-tagfocus=tenant=acme`, `-sample_index=alloc_space`), every node shown
+/// (`-nodefraction=0 -nodecount=1000000`), and returns the report.
+/// [`top_shown`] reads what the filters kept.
+pub fn go_top(path: &Path, args: &[&str]) -> String {
+    run_reader(
+        Command::new("go")
+            .args(["tool", "pprof", "-top", "-unit=B", "-nodefraction=0"])
+            .arg("-nodecount=1000000")
+            .args(args)
+            .arg(path)
+            .env("PPROF_TMPDIR", std::env::temp_dir()),
+        "go tool pprof -top",
+        INSTALL_GO,
+    )
+}
+
+/// The header of a `go tool pprof -top -unit=B` report, `Showing nodes
+/// accounting for X, P% of T total`, as `(X, T)`: with every node shown, X
+/// is the sum of the samples the filters (`-tagfocus`, `-focus`) kept and T
+/// the profile's total before them. Values are bytes (`123B`) or counts.
+/// `None` without such a line.
+pub fn top_shown(report: &str) -> Option<(i64, i64)> {
+    let line = report.lines().find(|l| l.contains("Showing nodes"))?;
+    let num = |x: &str| -> Option<i64> {
+        let x = x.trim();
+        x.strip_suffix('B').unwrap_or(x).parse().ok()
+    };
+    let (head, total) = line.split_once(" of ")?;
+    let shown = head.split_once("accounting for ")?.1.split(',').next()?;
+    Some((num(shown)?, num(total.strip_suffix(" total")?)?))
 }
 
 /// Decodes a Go legacy text profile with `go tool pprof -raw`, without
@@ -388,13 +475,24 @@ pub fn parse_go_raw(text: &str, reader: &'static str, keep: &Keep<'_>) -> Decode
             continue;
         }
         if t.contains(":[") {
-            // Label line of the sample above: `bytes:[100]`, numeric labels
-            // maybe with units (`bytes:[100 bytes]`).
+            // Label line of the sample above: string labels (`tenant:[acme]`)
+            // on one line, then numeric ones, maybe with units, on the next
+            // (`age:[1 seconds] bytes:[100]`).
             if kept_last {
                 let sample = d.samples.last_mut().unwrap();
-                for (key, vals) in parse_labels(t) {
-                    if key == "bytes" {
-                        sample.bytes = vals.first().and_then(|v| v.parse().ok());
+                match parse_labels(t) {
+                    Labels::Num(labels) => {
+                        for (key, value, unit) in labels {
+                            if key == "bytes" && sample.bytes.is_none() {
+                                sample.bytes = Some(value);
+                            }
+                            sample.num_labels.push((key, value, unit));
+                        }
+                        sample.num_labels.sort();
+                    }
+                    Labels::Str(labels) => {
+                        sample.str_labels.extend(labels);
+                        sample.str_labels.sort();
                     }
                 }
             }
@@ -427,6 +525,8 @@ pub fn parse_go_raw(text: &str, reader: &'static str, keep: &Keep<'_>) -> Decode
             bytes: None,
             funcs: Vec::new(),
             addrs: Vec::new(),
+            str_labels: Vec::new(),
+            num_labels: Vec::new(),
         };
         for x in ids.split_whitespace() {
             let id = id_of(x);
@@ -448,21 +548,53 @@ pub fn parse_go_raw(text: &str, reader: &'static str, keep: &Keep<'_>) -> Decode
     d
 }
 
-/// Splits `key:[v1 v2] other:[v]` into keys and values (units dropped).
-fn parse_labels(line: &str) -> Vec<(String, Vec<String>)> {
-    let mut out = Vec::new();
+/// The labels of one `-raw` label line.
+#[derive(Debug, PartialEq)]
+enum Labels {
+    /// `key:[v1 v2] other:[v]`: (key, value) pairs.
+    Str(Vec<(String, String)>),
+    /// `key:[1 unit 2 unit] other:[3]`: (key, value, unit) triples.
+    Num(Vec<(String, i64, String)>),
+}
+
+/// Parses a `-raw` label line (google/pprof `Sample.string`: string labels
+/// on one line, numeric labels with their units on another, each `key:%v`
+/// of a Go slice). A line is numeric when every value of every key starts
+/// with an integer; so string values that are integers, or that contain
+/// spaces, cannot be told apart here (the tests use neither).
+fn parse_labels(line: &str) -> Labels {
+    let mut raw: Vec<(String, Vec<&str>)> = Vec::new();
     let mut rest = line;
     while let Some((key, after)) = rest.split_once(":[") {
         let (vals, tail) = after.split_once(']').unwrap_or((after, ""));
-        let vals: Vec<String> = vals
-            .split_whitespace()
-            .filter(|v| v.parse::<i64>().is_ok() || !v.chars().all(char::is_alphabetic))
-            .map(str::to_string)
-            .collect();
-        out.push((key.trim().to_string(), vals));
+        raw.push((key.trim().to_string(), vals.split_whitespace().collect()));
         rest = tail;
     }
-    out
+    let numeric = raw
+        .iter()
+        .all(|(_, v)| v.first().is_some_and(|x| x.parse::<i64>().is_ok()));
+    if !numeric {
+        return Labels::Str(
+            raw.into_iter()
+                .flat_map(|(k, v)| v.into_iter().map(move |x| (k.clone(), x.to_string())))
+                .collect(),
+        );
+    }
+    let mut out = Vec::new();
+    for (key, tokens) in raw {
+        let mut it = tokens.into_iter().peekable();
+        while let Some(v) = it.next() {
+            let value = v
+                .parse::<i64>()
+                .unwrap_or_else(|_| panic!("numeric label {key} in {line:?}"));
+            let unit = match it.peek() {
+                Some(u) if u.parse::<i64>().is_err() => it.next().unwrap().to_string(),
+                _ => String::new(),
+            };
+            out.push((key.clone(), value, unit));
+        }
+    }
+    Labels::Num(out)
 }
 
 /// Decodes a pprof file with the npm `pprof-format` package
@@ -503,17 +635,35 @@ pub fn pprof_format(path: &Path, funcs: &[&str]) -> Decoded {
         comments: arr(&v["comments"]).iter().map(s).collect(),
         samples: arr(&v["samples"])
             .iter()
-            .map(|smp| Sample {
-                values: arr(&smp["values"]).iter().map(num).collect(),
-                bytes: smp["numLabels"]["bytes"]
-                    .as_array()
-                    .and_then(|a| a.first())
-                    .map(num),
-                funcs: arr(&smp["locations"])
-                    .iter()
-                    .map(|l| arr(l).iter().map(s).collect())
-                    .collect(),
-                addrs: Vec::new(),
+            .map(|smp| {
+                let mut str_labels = Vec::new();
+                for (k, vals) in smp["strLabels"].as_object().into_iter().flatten() {
+                    str_labels.extend(arr(vals).iter().map(|v| (k.clone(), s(v))));
+                }
+                str_labels.sort();
+                let mut num_labels = Vec::new();
+                for (k, vals) in smp["numLabels"].as_object().into_iter().flatten() {
+                    let units = arr(&smp["numUnits"][k]);
+                    for (i, v) in arr(vals).iter().enumerate() {
+                        let unit = units.get(i).map(s).unwrap_or_default();
+                        num_labels.push((k.clone(), num(v), unit));
+                    }
+                }
+                num_labels.sort();
+                Sample {
+                    values: arr(&smp["values"]).iter().map(num).collect(),
+                    bytes: smp["numLabels"]["bytes"]
+                        .as_array()
+                        .and_then(|a| a.first())
+                        .map(num),
+                    funcs: arr(&smp["locations"])
+                        .iter()
+                        .map(|l| arr(l).iter().map(s).collect())
+                        .collect(),
+                    addrs: Vec::new(),
+                    str_labels,
+                    num_labels,
+                }
             })
             .collect(),
     }
@@ -881,13 +1031,72 @@ Mappings
 
     #[test]
     fn labels_with_units_and_several_keys_are_split() {
+        let num = |k: &str, v: i64, u: &str| (k.to_string(), v, u.to_string());
         assert_eq!(
             parse_labels("bytes:[100 bytes] n:[1 2]"),
-            [
-                ("bytes".to_string(), vec!["100".to_string()]),
-                ("n".to_string(), vec!["1".to_string(), "2".to_string()])
-            ]
+            Labels::Num(vec![
+                num("bytes", 100, "bytes"),
+                num("n", 1, ""),
+                num("n", 2, "")
+            ])
         );
+        assert_eq!(
+            parse_labels("age:[1 seconds] bytes:[72]"),
+            Labels::Num(vec![num("age", 1, "seconds"), num("bytes", 72, "")])
+        );
+        assert_eq!(
+            parse_labels("memprof.labels:[overflow] tenant:[acme]"),
+            Labels::Str(vec![
+                ("memprof.labels".to_string(), "overflow".to_string()),
+                ("tenant".to_string(), "acme".to_string())
+            ])
+        );
+    }
+
+    #[test]
+    fn string_and_numeric_label_lines_of_a_sample_are_both_kept() {
+        let raw = "\
+PeriodType: space bytes
+Period: 1
+Samples:
+alloc_objects/count alloc_space/bytes inuse_objects/count inuse_space/bytes
+          2        144          2        144: 1 
+                op:[put] tenant:[acme]
+                age:[10 seconds] bytes:[72]
+          1         72          0          0: 1 
+                bytes:[72]
+Locations
+     1: 0x4b3c28 M=1 a::site /x/z.rs:14 s=0
+Mappings
+1: 0x400000/0x4b4000/0x0 /opt/x  [FN]
+";
+        let d = parse_go_raw(raw, "test", &Keep::Funcs(&[]));
+        let s = &d.samples[0];
+        assert_eq!(s.str_label("tenant"), Some("acme"));
+        assert_eq!(s.str_label("op"), Some("put"));
+        assert_eq!(s.num_label("age"), Some((10, "seconds")));
+        assert_eq!(s.bytes, Some(72));
+        let t = &d.samples[1];
+        assert!(t.str_labels.is_empty());
+        assert_eq!(t.num_label("age"), None);
+        assert_eq!(t.bytes, Some(72));
+        assert_eq!(
+            d.sum_where(|s| s.str_label("tenant") == Some("acme")),
+            [2, 144, 2, 144]
+        );
+    }
+
+    #[test]
+    fn top_headers_are_read() {
+        assert_eq!(
+            top_shown("Type: x\nShowing nodes accounting for 595968B, 35.15% of 1695408B total\n"),
+            Some((595968, 1695408))
+        );
+        assert_eq!(
+            top_shown("Showing nodes accounting for 0, 0% of 12 total"),
+            Some((0, 12))
+        );
+        assert_eq!(top_shown("no header"), None);
     }
 
     #[test]

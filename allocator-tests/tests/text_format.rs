@@ -24,7 +24,10 @@ fn pairs(
     funcs: &[&str],
 ) -> (Decoded, Decoded, Vec<(Sample, Sample)>) {
     let dir = temp_dir(tag);
-    let proto = go_raw(&write_pprof(p, &dir, "heap.pb.gz"), funcs);
+    let mut proto = go_raw(&write_pprof(p, &dir, "heap.pb.gz"), funcs);
+    // The proto splits each site by the age of its live objects; the text
+    // has one line per site.
+    proto.samples = merge_ages(&proto.samples);
     assert!(!proto.samples.is_empty(), "no sample of {funcs:?}");
     let stacks: Vec<Vec<u64>> = proto.samples.iter().map(|s| s.addrs.clone()).collect();
     let text = go_raw_text(&write_text(p, &dir, "heap.txt"), Some(&stacks));

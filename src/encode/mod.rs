@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 
-use crate::snapshot::round;
+use crate::ages::Ages;
+use crate::labels::LabelSet;
+use crate::snapshot::{round, Kind};
 use crate::symbolize::{LocKey, Symbolizer};
 use crate::HeapProfile;
 
@@ -56,16 +58,19 @@ impl HeapProfile {
     }
 }
 
-/// One sample to write: a trimmed stack, an object size and the summed
-/// unbiased estimates of every record merged into it.
+/// One sample to write: a trimmed stack, an object size, a label set and
+/// the summed unbiased estimates of every record merged into it.
 #[derive(Clone, Debug)]
 pub(crate) struct Site {
     /// Leaf first.
     pub(crate) locs: Vec<LocKey>,
     pub(crate) truncated: bool,
     pub(crate) object_size: u64,
+    pub(crate) labels: LabelSet,
     pub(crate) alloc_objects_est: f64,
     pub(crate) inuse_objects_est: f64,
+    /// The live samples by age, when known.
+    pub(crate) ages: Option<Ages>,
 }
 
 impl Site {
@@ -80,14 +85,53 @@ impl Site {
             round(self.inuse_objects_est * size),
         ]
     }
+
+    /// The site as samples to write, split by the age of its live objects:
+    /// one per age bucket with live objects (`Some(bucket's smallest age
+    /// in seconds)`; its objects are both allocated and in use), and one
+    /// without an age for the rest (the freed objects, and all of them
+    /// when ages are not known). Values as in [`values`](Self::values);
+    /// their sums are the site's.
+    pub(crate) fn by_age(&self) -> Vec<(Option<u64>, [u64; 4])> {
+        let size = self.object_size as f64;
+        let values = |alloc: f64, inuse: f64| {
+            [
+                round(alloc),
+                round(alloc * size),
+                round(inuse),
+                round(inuse * size),
+            ]
+        };
+        let Some(ages) = &self.ages else {
+            return vec![(None, self.values())];
+        };
+        let mut out = Vec::new();
+        let (mut alloc, mut inuse) = (self.alloc_objects_est, self.inuse_objects_est);
+        for (&secs, &n) in crate::ages::BUCKETS.iter().zip(&ages.buckets) {
+            let v = values(n, n);
+            if v != [0; 4] {
+                out.push((Some(secs), v));
+                alloc -= n;
+                inuse -= n;
+            }
+        }
+        let rest = values(alloc, inuse);
+        if rest != [0; 4] || out.is_empty() {
+            out.push((None, rest));
+        }
+        out
+    }
 }
 
 /// The profile's records as sites, in record order, merged by
-/// (trimmed stack, truncation, object size). Records whose four values are
-/// all zero are skipped; fully freed sites (in-use 0) are kept, as in Go.
-pub(crate) fn sites(profile: &HeapProfile, sym: &mut Symbolizer) -> Vec<Site> {
+/// (trimmed stack, truncation, object size, and the labels when
+/// `by_labels`). Records whose four values are all zero are skipped; fully
+/// freed sites (in-use 0) are kept, as in Go.
+pub(crate) fn sites(profile: &HeapProfile, sym: &mut Symbolizer, by_labels: bool) -> Vec<Site> {
     let mut out: Vec<Site> = Vec::new();
-    let mut index: HashMap<(Vec<LocKey>, bool, u64), usize> = HashMap::new();
+    type Key = (Vec<LocKey>, bool, u64, LabelSet);
+    let mut index: HashMap<Key, usize> = HashMap::new();
+    let no_labels = LabelSet::default();
     for r in &profile.records {
         if r.alloc_objects() == 0
             && r.alloc_bytes() == 0
@@ -97,22 +141,49 @@ pub(crate) fn sites(profile: &HeapProfile, sym: &mut Symbolizer) -> Vec<Site> {
             continue;
         }
         let locs = sym.trim(&r.stack);
-        let key = (locs, r.truncated, r.object_size);
+        let labels = if by_labels {
+            r.labels.clone()
+        } else {
+            no_labels.clone()
+        };
+        let key = (locs, r.truncated, r.object_size, labels);
         if let Some(&i) = index.get(&key) {
-            out[i].alloc_objects_est += r.alloc_objects_est;
-            out[i].inuse_objects_est += r.inuse_objects_est;
+            let site = &mut out[i];
+            site.alloc_objects_est += r.alloc_objects_est;
+            site.inuse_objects_est += r.inuse_objects_est;
+            match (&mut site.ages, &r.ages) {
+                (Some(a), Some(b)) => a.merge(b),
+                (a @ None, Some(b)) => *a = Some((**b).clone()),
+                _ => {}
+            }
             continue;
         }
         out.push(Site {
             locs: key.0.clone(),
             truncated: r.truncated,
             object_size: r.object_size,
+            labels: key.3.clone(),
             alloc_objects_est: r.alloc_objects_est,
             inuse_objects_est: r.inuse_objects_est,
+            ages: r.ages.as_deref().cloned(),
         });
         index.insert(key, out.len() - 1);
     }
     out
+}
+
+/// A comment line saying what a profile other than the live heap is.
+pub(crate) fn kind_comment(profile: &HeapProfile) -> Option<String> {
+    match profile.kind {
+        Kind::Heap => None,
+        Kind::Peak { inuse_bytes } => Some(format!(
+            "peak heap: the live set when in-use was highest, {inuse_bytes} bytes (estimate)"
+        )),
+        Kind::OlderThan { age_ns } => Some(format!(
+            "live objects allocated at least {:.3} s before the snapshot",
+            age_ns as f64 / 1e9
+        )),
+    }
 }
 
 /// Name of the function of the extra, root-most frame that marks a

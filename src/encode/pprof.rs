@@ -64,25 +64,43 @@ pub(crate) fn build(
         b.p.default_sample_type = b.string(t);
     }
     let bytes_key = b.string("bytes");
-    for site in sites(profile, &mut sym) {
+    let (age_key, seconds) = (b.string("age"), b.string("seconds"));
+    for site in sites(profile, &mut sym, true) {
         let mut location_id: Vec<u64> = site.locs.iter().map(|&k| b.location(&sym, k)).collect();
         if site.truncated {
             location_id.push(b.truncated_location());
         }
-        let label = if site.object_size == 0 {
-            Vec::new()
-        } else {
-            vec![proto::Label {
+        let mut label = Vec::new();
+        if site.object_size != 0 {
+            label.push(proto::Label {
                 key: bytes_key,
                 num: site.object_size as i64,
                 ..Default::default()
-            }]
-        };
-        b.p.sample.push(proto::Sample {
-            location_id,
-            value: site.values().iter().map(|&v| v as i64).collect(),
-            label,
-        });
+            });
+        }
+        for (k, v) in site.labels.iter() {
+            label.push(proto::Label {
+                key: b.string(k),
+                str: b.string(v),
+                ..Default::default()
+            });
+        }
+        for (age, values) in site.by_age() {
+            let mut label = label.clone();
+            if let Some(secs) = age {
+                label.push(proto::Label {
+                    key: age_key,
+                    num: secs as i64,
+                    num_unit: seconds,
+                    ..Default::default()
+                });
+            }
+            b.p.sample.push(proto::Sample {
+                location_id: location_id.clone(),
+                value: values.iter().map(|&v| v as i64).collect(),
+                label,
+            });
+        }
     }
     b.p.time_nanos = profile.time_nanos;
     b.p.duration_nanos = profile.duration_nanos;
@@ -91,6 +109,13 @@ pub(crate) fn build(
         format!("unwinder: {}", profile.unwinder),
         format!("dropped samples: {}", profile.dropped_samples),
     ];
+    comments.extend(super::kind_comment(profile));
+    if profile.label_overflow != 0 {
+        comments.push(format!(
+            "label sets over the limit (counted as memprof.labels=overflow): {}",
+            profile.label_overflow
+        ));
+    }
     if let Some(t) = &profile.exact {
         comments.extend(crate::totals::comments(t));
     }

@@ -22,6 +22,8 @@ pub(super) fn record(stack: &[usize], size: u64, allocs: u64, frees: u64, rate: 
     let w = weight(size, rate);
     Record {
         stack: stack.to_vec(),
+        labels: Default::default(),
+        ages: None,
         truncated: false,
         object_size: size,
         sampled_allocs: allocs,
@@ -74,7 +76,9 @@ pub(super) fn profile(s: &Stacks, rate: u64) -> HeapProfile {
         duration_nanos: 0,
         dropped_samples: 7,
         unwinder: "libgcc",
+        label_overflow: 0,
         exact: None,
+        kind: crate::snapshot::Kind::Heap,
     }
 }
 

@@ -46,7 +46,7 @@ use crate::HeapProfile;
 /// Writes `profile` as Go `debug=1` heap profile text.
 pub(crate) fn write(profile: &HeapProfile, w: impl Write) -> io::Result<()> {
     let mut sym = Symbolizer::new();
-    let mut sites = sites(profile, &mut sym);
+    let mut sites = sites(profile, &mut sym, false);
     sites.sort_by_key(|s| {
         let v = s.values();
         std::cmp::Reverse((v[3], v[1]))
@@ -102,6 +102,40 @@ pub(crate) fn write(profile: &HeapProfile, w: impl Write) -> io::Result<()> {
     writeln!(w, "# rate: {rate}")?;
     writeln!(w, "# unwinder: {}", profile.unwinder)?;
     writeln!(w, "# dropped samples: {}", profile.dropped_samples)?;
+    if let Some(c) = super::kind_comment(profile) {
+        writeln!(w, "# {c}")?;
+    }
+    // The oldest live sites: the leak suspects, oldest first.
+    let mut oldest: Vec<(u64, &Site, u64)> = sites
+        .iter()
+        .zip(&rows)
+        .filter_map(|(s, row)| Some((s.ages.as_ref()?.oldest_ns, s, row[1])))
+        .filter(|&(_, s, _)| s.inuse_objects_est > 0.0)
+        .collect();
+    oldest.sort_by_key(|&(age, _, bytes)| std::cmp::Reverse((age, bytes)));
+    for (age, site, _) in oldest.into_iter().take(10) {
+        let frames: Vec<_> = site.locs.iter().flat_map(|&l| sym.frames(l)).collect();
+        let f = frames
+            .iter()
+            .find(|f| !crate::top::is_plumbing_name(&f.name))
+            .or(frames.first());
+        write!(
+            w,
+            "# oldest live: {:.3} s, {} B in use, ",
+            age as f64 / 1e9,
+            round(site.inuse_objects_est * site.object_size as f64)
+        )?;
+        match f {
+            Some(f) => writeln!(
+                w,
+                "{} ({}:{})",
+                f.name,
+                f.file.as_deref().unwrap_or("?"),
+                f.line.unwrap_or(0)
+            )?,
+            None => writeln!(w, "?")?,
+        }
+    }
     writeln!(w, "\n--- Memory map: ---")?;
     for m in mappings::current() {
         writeln!(

@@ -105,6 +105,7 @@ pub(crate) fn route(
     crate::guard::without_sampling(|| match name {
         "" => index(),
         "heap" | "allocs" => profile(name, query, wait),
+        "peak" => peak(query),
         "symbol" => symbol(if method == "POST" {
             body
         } else {
@@ -176,6 +177,27 @@ fn profile(name: &str, query: &str, wait: &mut dyn FnMut(Duration) -> bool) -> R
         };
     }
     binary(name, name, &p)
+}
+
+/// `peak`: the live set at the highest in-use so far; `?reset=1` starts
+/// the peak over after taking it.
+fn peak(query: &str) -> Response {
+    if !form_value(query, "seconds").is_empty() {
+        return Response::error(400, "the peak profile takes no \"seconds\" parameter");
+    }
+    let debug = form_value(query, "debug").parse::<i64>().unwrap_or(0);
+    let p = crate::peak_profile();
+    if form_value(query, "reset").parse::<i64>().unwrap_or(0) != 0 {
+        crate::reset_peak();
+    }
+    if debug != 0 {
+        let mut body = Vec::new();
+        return match p.write_text(&mut body) {
+            Ok(()) => Response::ok("text/plain; charset=utf-8", None, body),
+            Err(e) => write_failed(e),
+        };
+    }
+    binary("peak", "peak", &p)
 }
 
 fn delta(
@@ -333,12 +355,17 @@ fn index() -> Response {
 
 /// The profiles served, sorted by name as Go lists them, with Go's
 /// descriptions (heap's `gc` sentence adapted: there is no GC to run).
-const PROFILES: [(&str, &str); 2] = [
+const PROFILES: [(&str, &str); 3] = [
     ("allocs", "A sampling of all past memory allocations"),
     (
         "heap",
         "A sampling of memory allocations of live objects. The gc GET parameter is accepted \
          and ignored: frees are immediate in Rust, so the in-use numbers are always current.",
+    ),
+    (
+        "peak",
+        "The sampled live set when the heap's in-use was at its highest so far (memprof). \
+         reset=1 starts the peak over after this profile.",
     ),
 ];
 

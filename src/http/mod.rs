@@ -33,6 +33,7 @@
 //! | `/debug/pprof/` | an HTML index linking the profiles (`heap?debug=1`, `allocs?debug=1`) |
 //! | `/debug/pprof/heap` | the heap profile, gzip `profile.proto`; opens on `inuse_space` |
 //! | `/debug/pprof/allocs` | the same profile, opening on `alloc_space` (Go's only difference between the two) |
+//! | `/debug/pprof/peak` | the peak heap profile ([`peak_profile`](crate::peak_profile)); `reset=1` starts the peak over after it (memprof's own) |
 //! | `/debug/pprof/symbol` | Go's symbolz protocol: `go tool pprof` posts addresses a profile leaves unnamed (normally none: our mappings say `has_functions`) |
 //!
 //! `GET` and `HEAD` are allowed (and `POST` for `symbol`); other methods

@@ -16,7 +16,10 @@
 //! - `dirty_bytes` is the sum of the lengths of the dirty free runs;
 //! - `high <= committed <= the large zone's length`;
 //! - a live block's header holds its run and `magic == block ^ MAGIC`; a
-//!   freed one's magic is 0, so a second free is caught.
+//!   freed one's magic is 0, so a second free is caught;
+//! - a live run whose header is not at its start (an alignment over 64)
+//!   has `[start ^ RUN_MARK, header address]` in its first two words, so
+//!   `for_each_live` can step from run to run.
 //!
 //! Thread safety: all state is under `LARGE.lock`, taken only inside the
 //! profiler (`Busy` set), so a signal handler on the same thread never
@@ -38,6 +41,8 @@ const PURGE_BYTES: usize = 32 << 20;
 const MAX_RUNS: usize = 8192;
 /// Mixed into a live header's `magic`.
 const MAGIC: usize = 0x6d65_6d70_726f_6621;
+/// Mixed into the first word of a live run whose header is further in.
+const RUN_MARK: usize = 0x7275_6e68_6561_6472;
 
 #[derive(Clone, Copy)]
 struct Run {
@@ -176,6 +181,16 @@ pub(super) fn alloc(size: usize, align: usize) -> Option<(*mut u8, &'static Bloc
     h.run_start.store(start, Ordering::Relaxed);
     h.run_len.store(len, Ordering::Relaxed);
     h.magic.store(block ^ MAGIC, Ordering::Relaxed);
+    if block - HEADER != start {
+        // SAFETY: the header is at least 64 bytes into the run (`block` is
+        // aligned beyond 64), so the run's first two words are ours and
+        // committed; they are only read by `for_each_live`, under the lock.
+        unsafe {
+            let words = start as *mut usize;
+            words.write(start ^ RUN_MARK);
+            words.add(1).write(block - HEADER);
+        }
+    }
     Some((block as *mut u8, &h.meta, zeroed))
 }
 
@@ -286,6 +301,61 @@ fn purge(st: &mut LargeState) {
         r.dirty = false;
     }
     st.dirty_bytes = 0;
+}
+
+/// Calls `f` with the metadata of every live large block, stepping over
+/// the zone run by run under the lock (so nothing moves meanwhile). Stops
+/// early, quietly, at a run it cannot read (never seen: `validate` would
+/// report it).
+pub(super) fn for_each_live(mut f: impl FnMut(&BlockMeta)) {
+    let (zone, _) = large_zone();
+    let _g = LARGE.lock.lock();
+    // SAFETY: we hold LARGE.lock.
+    let st = unsafe { &*LARGE.state.get() };
+    if st.runs.is_null() {
+        return;
+    }
+    // SAFETY: `nruns` entries are initialised; we hold the lock.
+    let runs = unsafe { core::slice::from_raw_parts(st.runs, st.nruns) };
+    let (mut pos, end, mut free) = (zone, zone + st.high, runs.iter().peekable());
+    while pos < end {
+        if let Some(r) = free.next_if(|r| r.start == pos) {
+            pos += r.len;
+            continue;
+        }
+        let Some(h) = live_header_at(pos, end) else {
+            return;
+        };
+        f(&h.meta);
+        pos += h.run().1;
+    }
+}
+
+/// The header of the live run starting at `start` (below `end`, the used
+/// part of the zone), checked against its magic. The lock is held.
+fn live_header_at(start: usize, end: usize) -> Option<&'static Header> {
+    // SAFETY: `start` is a page-aligned run start below `high`, inside
+    // committed memory; the run is at least a page long.
+    let (w0, w1) = unsafe {
+        let words = start as *const usize;
+        (words.read(), words.add(1).read())
+    };
+    let at = if w0 == start ^ RUN_MARK && w1 > start && w1 + HEADER < end {
+        w1
+    } else {
+        start
+    };
+    // SAFETY: `at` is 64-byte aligned (a page start, or a header address
+    // checked to lie in the used, committed part of the zone); `Header` is
+    // plain atomics, valid for any bits.
+    let h = unsafe { &*(at as *const Header) };
+    let (run_start, run_len) = h.run();
+    let live = at.is_multiple_of(HEADER)
+        && h.magic.load(Ordering::Relaxed) == (at + HEADER) ^ MAGIC
+        && run_start == start
+        && run_len >= PAGE
+        && start + run_len <= end;
+    live.then_some(h)
 }
 
 /// Committed bytes of the large zone.

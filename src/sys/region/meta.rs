@@ -4,7 +4,8 @@
 //!
 //! Invariants:
 //! - while the block is handed out, `weight != 0` (every sample weighs at
-//!   least one object, `WEIGHT_ONE`) and `record_or_link` is its record id;
+//!   least one object, `WEIGHT_ONE`), `record_or_link` is its record id and
+//!   `born` the coarse monotonic time it was sampled at;
 //! - while it is free, `weight == 0` and `record_or_link` is a free-list
 //!   link (small slots) or unused (large runs).
 //!
@@ -21,16 +22,25 @@ pub(crate) struct BlockMeta {
     scope: AtomicU32,
     /// The sample's weight, in units of 1/`WEIGHT_ONE` objects; 0 while free.
     weight: AtomicU64,
+    /// When the block was sampled: `os::coarse_nanos()`.
+    born: AtomicU64,
 }
 
 impl BlockMeta {
-    /// Marks the block handed out, for sample `record` of `weight` (> 0).
-    pub(crate) fn set(&self, record: u32, weight: u64, scope: u32) {
+    /// Marks the block handed out, for sample `record` of `weight` (> 0)
+    /// taken at `born`.
+    pub(crate) fn set(&self, record: u32, weight: u64, scope: u32, born: u64) {
         debug_assert!(weight != 0);
         // Release: the word was a free-list link (see freelist.rs).
         self.record_or_link.store(record, Ordering::Release);
-        self.weight.store(weight.max(1), Ordering::Relaxed);
+        self.born.store(born, Ordering::Relaxed);
         self.scope.store(scope, Ordering::Relaxed);
+        // Last, release: a walker that sees the weight sees the rest.
+        self.weight.store(weight.max(1), Ordering::Release);
+    }
+    /// When the block was sampled (`os::coarse_nanos()`).
+    pub(crate) fn born(&self) -> u64 {
+        self.born.load(Ordering::Relaxed)
     }
     pub(crate) fn scope(&self) -> u32 {
         self.scope.load(Ordering::Relaxed)
@@ -40,6 +50,17 @@ impl BlockMeta {
     }
     pub(crate) fn weight(&self) -> u64 {
         self.weight.load(Ordering::Relaxed)
+    }
+    /// `(record, weight, born)` of a block that was live when read, for a
+    /// walk that races allocations and frees: `None` if it was free. The
+    /// three may come from two successive samples of the slot; the caller
+    /// validates the record id before use.
+    pub(crate) fn read_live(&self) -> Option<(u32, u64, u64)> {
+        let weight = self.weight.load(Ordering::Acquire);
+        if weight == 0 {
+            return None;
+        }
+        Some((self.record(), weight, self.born()))
     }
     /// Is the block handed out (not free)?
     pub(crate) fn is_live(&self) -> bool {

@@ -282,6 +282,26 @@ fn flush_cache(c: usize, cache: &cache::Cache) {
     }
 }
 
+/// Calls `f(record, weight, born)` for every block live in the region
+/// (small slots without a lock, large runs under their lock). The walk
+/// races allocations and frees: a block freed or handed out meanwhile may
+/// be seen or not, and its three values may mix two successive samples of
+/// one slot, so the caller validates the record id. Never reads user data.
+pub(crate) fn for_each_live(mut f: impl FnMut(u32, u64, u64)) {
+    if STATE.load(Ordering::Acquire) != READY {
+        return;
+    }
+    let mut each = |m: &BlockMeta| {
+        if let Some((record, weight, born)) = m.read_live() {
+            f(record, weight, born);
+        }
+    };
+    for c in 0..NCLASSES {
+        small::for_each_slot_meta(c, &mut each);
+    }
+    large::for_each_live(&mut each);
+}
+
 /// Address space reserved and bytes currently committed, for reports.
 pub(crate) fn footprint() -> (usize, usize) {
     (

@@ -170,6 +170,16 @@ pub(super) fn unlock_all() {
     }
 }
 
+/// Calls `f` with the metadata of every slot of class `c` that may be
+/// live: those handed out and committed. Lock-free; the caller reads each
+/// with `BlockMeta::read_live`.
+pub(super) fn for_each_slot_meta(c: usize, mut f: impl FnMut(&BlockMeta)) {
+    let n = used_slots(c).min(CLASSES[c].committed.load(Ordering::Acquire));
+    for slot in 0..n {
+        f(meta(c, slot));
+    }
+}
+
 /// Slots ever handed out of class `c` (free or not).
 pub(super) fn used_slots(c: usize) -> usize {
     CLASSES[c].bump.load(Ordering::Relaxed).min(nslots(c))

@@ -8,7 +8,7 @@ fn alloc_free(size: usize, align: usize) -> usize {
     let b = alloc(size, align).expect("region available");
     // A record id far beyond any slot index, where the free-list link was:
     // what a stale walk of the shared list would read.
-    b.meta.set(0x4000_0000, 1, 0);
+    b.meta.set(0x4000_0000, 1, 0, 0);
     b.ptr as usize
 }
 
@@ -30,7 +30,7 @@ fn small_and_large_blocks_round_trip() {
         // SAFETY: the block is ours and `size` bytes long.
         unsafe {
             core::ptr::write_bytes(b.ptr, 0xAB, size);
-            b.meta.set(7, 99, 0);
+            b.meta.set(7, 99, 0, 0);
             assert_eq!(meta_of(b.ptr).record(), 7);
             assert_eq!(meta_of(b.ptr).weight(), 99);
             free(b.ptr);
