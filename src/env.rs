@@ -19,7 +19,10 @@
 //! not overwritten: the profile goes to the same name with `.{bin}.{pid}`
 //! inserted before the extension, and the message says so. The file is
 //! written to a temporary name and renamed, so readers never see half a
-//! profile. Failure prints one line and leaves the exit status alone.
+//! profile. The peak heap profile (`peak.rs`) goes beside it, with `.peak`
+//! before the extensions (`heap.pb.gz`, `heap.peak.pb.gz`). One line says
+//! what was written; failure prints one line and leaves the exit status
+//! alone.
 
 use crate::fork;
 use crate::guard::Busy;
@@ -156,18 +159,23 @@ extern "C" fn write_at_exit() {
             return;
         };
         let path = expand(Path::new(&raw));
-        match crate::write_heap_profile(&path) {
-            Ok(()) => eprintln!("memprof: heap profile written to {}", path.display()),
-            Err(e) => eprintln!(
+        if let Err(e) = crate::write_heap_profile(&path) {
+            eprintln!(
                 "memprof: cannot write the heap profile to {}: {e}",
                 path.display()
-            ),
+            );
+            return;
         }
         let peak = peak_path(&path);
         match crate::write_peak_profile(&peak) {
-            Ok(()) => eprintln!("memprof: peak heap profile written to {}", peak.display()),
+            Ok(()) => eprintln!(
+                "memprof: heap profile written to {} (its peak to {})",
+                path.display(),
+                peak.display()
+            ),
             Err(e) => eprintln!(
-                "memprof: cannot write the peak heap profile to {}: {e}",
+                "memprof: heap profile written to {}; cannot write its peak to {}: {e}",
+                path.display(),
                 peak.display()
             ),
         }

@@ -113,12 +113,13 @@ fn wall_nanos() -> i64 {
 
 /// The peak: its in-use estimate, its wall time (ns since the epoch, 0
 /// before any capture), and the records' counters at that moment, read
-/// by `read` under the capture lock. If in-use is at its high right now
-/// and above the last capture, the copy is taken now first.
+/// by `read` under the capture lock. If in-use is above the last capture
+/// right now (at its high, or after a rise the hysteresis let pass), the
+/// copy is taken now first: a read never shows less than the heap.
 pub(crate) fn read<R>(read: impl FnOnce(u64, i64) -> R) -> R {
     let _g = CAPTURE.lock();
     let now = INUSE.load(Ordering::Relaxed);
-    if now >= HIGH.load(Ordering::Relaxed) && now > CAPTURED.load(Ordering::Relaxed) {
+    if now > CAPTURED.load(Ordering::Relaxed) {
         capture_locked(now);
     }
     read(

@@ -137,6 +137,19 @@ fn unwritable_memprofile_gives_one_message_and_keeps_exit_status_3() {
     }
 }
 
+/// The one line a successful exit write prints: the heap profile and its
+/// peak beside it.
+fn written_line(heap: &Path) -> String {
+    let name = heap.file_name().unwrap().to_str().unwrap();
+    let (stem, ext) = name.split_at(name.find('.').unwrap());
+    let peak = heap.with_file_name(format!("{stem}.peak{ext}"));
+    format!(
+        "memprof: heap profile written to {} (its peak to {})",
+        heap.display(),
+        peak.display()
+    )
+}
+
 /// The probe's own allocations, exactly, in the profile it wrote at exit.
 fn assert_probe_profile(path: &Path) {
     let d = go_raw(path, &["probe_allocs"]);
@@ -168,16 +181,16 @@ fn memprofile_placeholders_name_the_file_by_pid_and_binary() {
     let stderr = without_hint(&std::io::read_to_string(child.stderr.take().unwrap()).unwrap());
     assert!(child.wait().unwrap().success(), "{stderr}");
     let want = dir.join(format!("heap-env_probe-{pid}.pb.gz"));
-    let written: Vec<_> = std::fs::read_dir(&dir)
+    let peak = dir.join(format!("heap-env_probe-{pid}.peak.pb.gz"));
+    let mut written: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(written, std::slice::from_ref(&want), "{stderr}");
-    assert_eq!(
-        stderr.trim(),
-        format!("memprof: heap profile written to {}", want.display())
-    );
+    written.sort();
+    assert_eq!(written, [want.clone(), peak.clone()], "{stderr}");
+    assert_eq!(stderr.trim(), written_line(&want));
     assert_probe_profile(&want);
+    assert_probe_profile(&peak);
 }
 
 #[test]
@@ -203,10 +216,7 @@ fn a_profile_written_by_another_process_during_the_run_is_not_overwritten() {
     std::thread::sleep(Duration::from_millis(50));
     let a = probe(&env, &[]);
     assert_eq!(a.code, 0, "{}", a.stderr);
-    assert_eq!(
-        a.stderr.trim(),
-        format!("memprof: heap profile written to {}", path.display())
-    );
+    assert_eq!(a.stderr.trim(), written_line(&path));
     let a_bytes = std::fs::read(&path).unwrap();
     // B exits now, after A wrote the file.
     let b_stderr = without_hint(&std::io::read_to_string(b.stderr.take().unwrap()).unwrap());
@@ -223,10 +233,7 @@ fn a_profile_written_by_another_process_during_the_run_is_not_overwritten() {
         lines[0].contains("not overwriting") && lines[0].contains(path.to_str().unwrap()),
         "{b_stderr}"
     );
-    assert_eq!(
-        lines[1],
-        format!("memprof: heap profile written to {}", b_path.display())
-    );
+    assert_eq!(lines[1], written_line(&b_path));
     assert_probe_profile(&path);
     assert_probe_profile(&b_path);
 }
@@ -247,12 +254,12 @@ fn a_profile_left_by_an_earlier_run_is_replaced() {
     std::thread::sleep(Duration::from_millis(50));
     let second = probe(&env, &[]);
     assert_eq!(second.code, 0, "{}", second.stderr);
-    assert_eq!(
-        second.stderr.trim(),
-        format!("memprof: heap profile written to {}", path.display())
-    );
+    assert_eq!(second.stderr.trim(), written_line(&path));
     assert!(std::fs::metadata(&path).unwrap().modified().unwrap() > first_time);
     let files = std::fs::read_dir(&dir).unwrap().count();
-    assert_eq!(files, 1, "no second file next to it");
+    assert_eq!(
+        files, 2,
+        "the profile and its peak, no other file next to them"
+    );
     assert_probe_profile(&path);
 }

@@ -4,7 +4,10 @@
 //! at site B. The peak profile shows A at 200 MiB and B at 0, the heap
 //! profile the reverse: exactly at rate 1, within 10% at a 64 KiB rate; in
 //! process, through both readers, over HTTP and in the file written at
-//! exit. `reset_peak` starts over. Threads allocating and freeing while
+//! exit. (Exact in the single-threaded child that writes `MEMPROFILE`; in
+//! this process the harness's own threads may free near A's high, which
+//! can move the copy by up to the 1/64 hysteresis, so A's in-use there is
+//! checked to that bound and the readers against the in-process value.) `reset_peak` starts over. Threads allocating and freeing while
 //! the peak is read and reset crash nothing and leave it sane.
 //!
 //! Its own binary because it sets the process-wide rate and the peak is
@@ -86,7 +89,19 @@ fn the_peak_shows_a_and_the_heap_shows_b_exactly_at_rate_1() {
 
     // In process.
     let u = |v: [i64; 4]| v.map(|x| x as u64);
-    assert_eq!(record_sum(&peak, "site_a", Some(MIB)), u(A_PEAK), "peak: A");
+    // Exact when no other thread frees around A's high (the child-process
+    // test below checks the exact values in a single-threaded process);
+    // here the test harness's threads may, and a capture they trigger can
+    // land a few blocks off the high: within the hysteresis, 1/64.
+    let [a_alloc, a_alloc_b, a_inuse, a_inuse_b] = record_sum(&peak, "site_a", Some(MIB));
+    assert_eq!([a_alloc, a_alloc_b], [200, 200 * MIB], "peak: A allocated");
+    assert!(
+        (200 * MIB - 200 * MIB / 64..=200 * MIB).contains(&a_inuse_b) && a_inuse * MIB == a_inuse_b,
+        "peak: A in use {a_inuse} blocks"
+    );
+    if a_inuse != 200 {
+        eprintln!("peak: A in use {a_inuse} of 200 blocks (another thread freed near the high)");
+    }
     assert_eq!(record_sum(&peak, "site_b", Some(MIB)), [0; 4], "peak: B");
     assert_eq!(
         record_sum(&heap, "site_a", Some(MIB)),
@@ -104,10 +119,11 @@ fn the_peak_shows_a_and_the_heap_shows_b_exactly_at_rate_1() {
     );
     assert!(at_peak >= base + 200 * MIB, "{at_peak} vs {base} + 200 MiB");
     // The in-use counter and the copied records agree at rate 1 (exactly
-    // in a quiet process; the test harness's own thread may allocate a
-    // little meanwhile).
+    // in a quiet process, as measured; the test harness's own threads may
+    // allocate and free meanwhile, so 1 MiB of slack: A's and B's exact
+    // values above are the exact check).
     assert!(
-        peak.totals().inuse_bytes.abs_diff(at_peak) <= 64 << 10,
+        peak.totals().inuse_bytes.abs_diff(at_peak) <= MIB,
         "records {} vs counter {at_peak}",
         peak.totals().inuse_bytes
     );
@@ -122,8 +138,9 @@ fn the_peak_shows_a_and_the_heap_shows_b_exactly_at_rate_1() {
     let peak_file = dir.join("peak.pb.gz");
     memprof::write_peak_profile(&peak_file).unwrap();
     let heap_file = write_pprof(&heap, &dir, "heap.pb.gz");
+    let a_in_peak = [200, 200 * M, a_inuse as i64, a_inuse_b as i64];
     for d in decode_both(&peak_file, &["site_a", "site_b"]) {
-        check_exact(&d, "peak", A_PEAK, [0; 4]);
+        check_exact(&d, "peak", a_in_peak, [0; 4]);
         assert!(
             d.comments.iter().any(|c| c.starts_with("peak heap")),
             "{}: {:?}",
@@ -146,7 +163,7 @@ fn the_peak_shows_a_and_the_heap_shows_b_exactly_at_rate_1() {
     let http_file = dir.join("http-peak.pb.gz");
     std::fs::write(&http_file, &r.body).unwrap();
     for d in decode_both(&http_file, &["site_a", "site_b"]) {
-        check_exact(&d, "/debug/pprof/peak", A_PEAK, [0; 4]);
+        check_exact(&d, "/debug/pprof/peak", a_in_peak, [0; 4]);
     }
     let r = memprof::http::handle("GET", "/debug/pprof/peak?debug=1");
     assert_eq!(r.status, 200);
@@ -160,7 +177,7 @@ fn the_peak_shows_a_and_the_heap_shows_b_exactly_at_rate_1() {
     let t = go_raw_text(&text_file, Some(&stacks));
     assert_eq!(
         t.sum_where(|s| s.bytes == Some(M)),
-        A_PEAK,
+        a_in_peak,
         "the debug=1 text of the peak: A"
     );
 
@@ -313,6 +330,15 @@ fn reading_and_resetting_the_peak_under_concurrent_churn_stays_sane() {
     // replaced, and a burst (64 × 64 KiB plus the burst's vector).
     let most = base + threads * (33 * 65_536 + 64 * 65_536 + 4096) + MIB;
     let stop = Arc::new(AtomicBool::new(false));
+    // Stops the workers even if an assertion below fails, so they never
+    // outlive this test and disturb the next one's peak.
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stopper = StopOnDrop(stop.clone());
     let workers: Vec<_> = (0..threads)
         .map(|i| {
             let stop = stop.clone();
@@ -328,9 +354,12 @@ fn reading_and_resetting_the_peak_under_concurrent_churn_stays_sane() {
         let p = memprof::peak_profile();
         let after = memprof::__private::inuse_estimate();
         let at_peak = p.peak_inuse_bytes().unwrap();
+        // In-use may dip between `before` and the read by what the workers
+        // free meanwhile (under load, several bursts): no tight lower bound
+        // here; the quiet read after the churn checks it exactly.
         assert!(
-            at_peak >= before.min(after),
-            "read {reads}: peak {at_peak} below the in-use around the read ({before}, {after})"
+            at_peak >= base.min(before.min(after)) / 2,
+            "read {reads}: peak {at_peak} far below the in-use around the read ({before}, {after})"
         );
         assert!(at_peak <= most, "read {reads}: peak {at_peak} over {most}");
         let t = p.totals();
@@ -347,12 +376,16 @@ fn reading_and_resetting_the_peak_under_concurrent_churn_stays_sane() {
             resets += 1;
         }
     }
-    stop.store(true, Ordering::Relaxed);
+    drop(stopper);
     let ops: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
     eprintln!("{reads} peak reads, {resets} resets, {ops} churn operations");
     assert!(ops >= 10_000, "{reads} reads, {ops} operations");
-    // Quiet again: the peak after a reset is the heap now, and a read never
-    // shows less than the heap.
+    // Quiet again: highs missed while captures were contended must not
+    // leave the peak below the heap as it is now.
+    let now = memprof::__private::inuse_estimate();
+    let at_peak = memprof::peak_profile().peak_inuse_bytes().unwrap();
+    assert!(at_peak >= now, "peak {at_peak} below the quiet heap {now}");
+    // The peak after a reset is the heap now.
     memprof::reset_peak();
     let now = memprof::__private::inuse_estimate();
     let p = memprof::peak_profile();
@@ -430,18 +463,12 @@ fn memprofile_writes_the_peak_beside_the_heap_at_exit() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "rate 1");
-    assert!(
-        stderr
-            .lines()
-            .any(|l| l == format!("memprof: heap profile written to {}", heap.display())),
-        "{stderr}"
+    let line = format!(
+        "memprof: heap profile written to {} (its peak to {})",
+        heap.display(),
+        peak.display()
     );
-    assert!(
-        stderr
-            .lines()
-            .any(|l| l == format!("memprof: peak heap profile written to {}", peak.display())),
-        "{stderr}"
-    );
+    assert!(stderr.lines().any(|l| l == line), "{stderr}");
     for d in decode_both(&peak, &["site_a", "site_b"]) {
         check_exact(&d, "MEMPROFILE peak", A_PEAK, [0; 4]);
     }

@@ -88,7 +88,9 @@ impl Site {
 
     /// The site as samples to write, split by the age of its live objects:
     /// one per age bucket with live objects (`Some(bucket's smallest age
-    /// in seconds)`; its objects are both allocated and in use), and one
+    /// in seconds)`; its objects are both allocated and in use, but for a
+    /// delta, whose alloc columns are the window's growth, what is left of
+    /// that growth), and one
     /// without an age for the rest (the freed objects, and all of them
     /// when ages are not known). Values as in [`values`](Self::values);
     /// their sums are the site's.
@@ -108,10 +110,13 @@ impl Site {
         let mut out = Vec::new();
         let (mut alloc, mut inuse) = (self.alloc_objects_est, self.inuse_objects_est);
         for (&secs, &n) in crate::ages::BUCKETS.iter().zip(&ages.buckets) {
-            let v = values(n, n);
+            // A delta's alloc column (growth in the window) can be below
+            // its in-use: the objects live at the end but allocated before.
+            let a = n.min(alloc.max(0.0));
+            let v = values(a, n);
             if v != [0; 4] {
                 out.push((Some(secs), v));
-                alloc -= n;
+                alloc -= a;
                 inuse -= n;
             }
         }

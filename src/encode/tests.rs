@@ -183,3 +183,41 @@ fn parse_raw(text: &str) -> Raw {
         samples,
     }
 }
+
+#[test]
+fn age_split_keeps_the_site_totals_even_in_a_delta() {
+    use crate::ages::{Ages, BUCKETS};
+    let mut ages = Ages::default();
+    ages.buckets[0] = 3.0;
+    ages.buckets[2] = 4.0;
+    let site = |alloc: f64, inuse: f64| super::Site {
+        locs: Vec::new(),
+        truncated: false,
+        object_size: 10,
+        labels: Default::default(),
+        alloc_objects_est: alloc,
+        inuse_objects_est: inuse,
+        ages: Some(ages.clone()),
+    };
+    let sum = |parts: &[(Option<u64>, [u64; 4])]| {
+        parts.iter().fold([0; 4], |mut t, (_, v)| {
+            (0..4).for_each(|i| t[i] += v[i]);
+            t
+        })
+    };
+    // A snapshot: 7 live by age, 5 freed without an age.
+    let parts = site(12.0, 7.0).by_age();
+    assert_eq!(
+        parts,
+        [
+            (Some(BUCKETS[0]), [3, 30, 3, 30]),
+            (Some(BUCKETS[2]), [4, 40, 4, 40]),
+            (None, [5, 50, 0, 0]),
+        ]
+    );
+    assert_eq!(sum(&parts), [12, 120, 7, 70]);
+    // A delta: 2 allocated in the window, 7 live at its end.
+    let parts = site(2.0, 7.0).by_age();
+    assert_eq!(sum(&parts), [2, 20, 7, 70]);
+    assert!(parts.iter().all(|(age, _)| age.is_some()));
+}

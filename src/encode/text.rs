@@ -102,6 +102,13 @@ pub(crate) fn write(profile: &HeapProfile, w: impl Write) -> io::Result<()> {
     writeln!(w, "# rate: {rate}")?;
     writeln!(w, "# unwinder: {}", profile.unwinder)?;
     writeln!(w, "# dropped samples: {}", profile.dropped_samples)?;
+    if profile.label_overflow != 0 {
+        writeln!(
+            w,
+            "# label sets over the limit (counted as memprof.labels=overflow): {}",
+            profile.label_overflow
+        )?;
+    }
     if let Some(c) = super::kind_comment(profile) {
         writeln!(w, "# {c}")?;
     }
