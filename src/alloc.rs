@@ -46,12 +46,63 @@ use core::sync::atomic::{AtomicBool, Ordering};
 /// inner allocator is passed back, and layouts are forwarded unchanged.
 pub struct Sampled<A> {
     inner: A,
+    /// The inner allocator's statistics for `exact_totals`; registered by
+    /// the first slow path, never read by the fast paths.
+    stats: Option<crate::totals::StatsFn>,
 }
 
 impl<A> Sampled<A> {
-    /// Wraps `inner`. `const`, so it can initialise a `static`.
+    /// Wraps `inner`. `const`, so it can initialise a `static`. When `A`
+    /// is `std::alloc::System`, [`exact_totals`](crate::exact_totals)
+    /// reports glibc's in-use bytes; for another allocator, see
+    /// [`with_stats`](Self::with_stats).
     pub const fn new(inner: A) -> Self {
-        Sampled { inner }
+        Sampled { inner, stats: None }
+    }
+
+    /// Wraps `inner`, an allocator that reports its own heap
+    /// ([`InnerStats`](crate::InnerStats)), for
+    /// [`exact_totals`](crate::exact_totals).
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static A: memprof::Sampled<std::alloc::System> =
+    ///     memprof::Sampled::with_stats(std::alloc::System);
+    /// # fn main() { assert!(memprof::exact_totals().inner.is_some()); }
+    /// ```
+    pub const fn with_stats(inner: A) -> Self
+    where
+        A: crate::InnerStats,
+    {
+        Sampled {
+            inner,
+            stats: Some(A::inner_stats),
+        }
+    }
+
+    /// Wraps `inner`, with `stats` reporting its heap for
+    /// [`exact_totals`](crate::exact_totals): for an allocator of another
+    /// crate, e.g. one of [`memprof::inner`](crate::inner)'s.
+    ///
+    /// ```
+    /// use tikv_jemallocator::Jemalloc;
+    ///
+    /// #[global_allocator]
+    /// static A: memprof::Sampled<Jemalloc> =
+    ///     memprof::Sampled::with_stats_from(Jemalloc, memprof::inner::jemalloc);
+    ///
+    /// fn main() {
+    ///     // `None` unless tikv-jemallocator's `stats` feature is on.
+    ///     if let Some(je) = memprof::exact_totals().inner {
+    ///         assert_eq!(je.allocator, "jemalloc");
+    ///     }
+    /// }
+    /// ```
+    pub const fn with_stats_from(inner: A, stats: fn() -> Option<crate::InnerHeap>) -> Self {
+        Sampled {
+            inner,
+            stats: Some(stats),
+        }
     }
 
     /// The wrapped allocator.
@@ -144,11 +195,18 @@ pub(crate) fn is_installed() -> bool {
     INSTALLED.load(Ordering::Relaxed)
 }
 
+/// The statistics of an inner allocator wrapped with `Sampled::new`:
+/// glibc's for `System` (by its type name: `A` need not be `'static`).
+fn default_stats<A>() -> Option<crate::totals::StatsFn> {
+    (core::any::type_name::<A>() == "std::alloc::System").then_some(crate::inner::glibc)
+}
+
 /// The sample decision for a countdown that ran out: the environment is
 /// read first (once), then the sampler judges with the thread's scope.
 #[inline]
 fn decide(size: usize) -> Option<sampler::Sample> {
     crate::env::init_once();
+    crate::trace::tick();
     sampler::slow(size, scope::current())
 }
 
@@ -158,6 +216,7 @@ impl<A: GlobalAlloc> Sampled<A> {
     unsafe fn alloc_slow(&self, layout: Layout, zeroed: bool) -> *mut u8 {
         if !INSTALLED.load(Ordering::Relaxed) {
             INSTALLED.store(true, Ordering::Relaxed);
+            crate::totals::register(self.stats.or_else(default_stats::<A>));
         }
         if let Some(sample) = decide(layout.size()) {
             let p = live::alloc_sampled(layout, sample, zeroed);

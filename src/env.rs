@@ -7,6 +7,9 @@
 //!
 //! `MEMPROF_UNWIND=fp|dwarf|libgcc`: the stack unwinder (see `Unwinder`).
 //!
+//! `MEMPROF_TRACE=1|0|500ms|5s|1m`: a heap summary line on stderr per
+//! interval (`crate::trace`); a bad value prints one warning, tracing off.
+//!
 //! `MEMPROFILE=path`: the heap profile (pprof, gzip) is written there when
 //! the process exits normally (`exit`, or returning from `main`; not on
 //! `abort`, a signal, or `_exit`). `{pid}` and `{bin}` in the path are
@@ -72,6 +75,13 @@ fn init_slow() {
         match parse_rate(value) {
             Some(rate) => sampler::set_rate(rate),
             None => warn_bad_rate(value),
+        }
+    }
+    if let Some(value) = getenv(c"MEMPROF_TRACE") {
+        match crate::trace::parse_interval(value) {
+            Ok(Some(interval)) => crate::trace::enable(interval),
+            Ok(None) => {}
+            Err(()) => crate::trace::warn_bad(value),
         }
     }
     if getenv(c"MEMPROFILE").is_some() {

@@ -123,6 +123,22 @@
 //! | `MEMPROFILERATE=N` | mean bytes between samples; `0` off, `1` every allocation |
 //! | `MEMPROF_UNWIND=fp\|dwarf\|libgcc` | the stack unwinder ([`Unwinder`]); the default is `fp` on builds with frame pointers, `dwarf` otherwise |
 //! | `MEMPROFILE=path` | write the heap profile there at normal exit, like `go test -memprofile`; `{pid}` and `{bin}` are replaced |
+//! | `MEMPROF_TRACE=1` or an interval (`500ms`, `5s`, `1m`) | one heap summary line on stderr per interval (`1`: per second), like Go's `GODEBUG=gctrace=1`; see below |
+//!
+//! `MEMPROF_TRACE` prints lines such as
+//!
+//! ```text
+//! memprof: @2.004s inuse 96.1 MiB ± 6.9 MiB, allocated 1.9 GiB (+1003.2 MiB, 1001.2 MiB/s), rss 104.3 MiB, dropped 0
+//! ```
+//!
+//! the time since the first allocation, the sampled in-use estimate ± one
+//! standard error (sqrt(rate × in-use); exact at rate 1), the bytes
+//! allocated since the start (exact, see [`ExactTotals`]) with those since
+//! the last line and their rate, the RSS, and the samples dropped. It is
+//! printed by an allocation (a sample slow path), without allocating and
+//! without a thread: at most one line per interval, and none while the
+//! process does not allocate (as gctrace prints one per GC). A bad value
+//! prints one warning and leaves tracing off.
 //!
 //! # Formats
 //!
@@ -171,6 +187,8 @@ mod symbolize;
 mod sys;
 pub mod testing;
 mod top;
+mod totals;
+mod trace;
 
 pub use alloc::Sampled;
 pub use labels::{set_labels, with_labels, LabelGuard, Labeled, LabelsExt};
@@ -182,6 +200,7 @@ pub use testing::{
     Measured, PerRun, ScopeHandle, Stats,
 };
 pub use top::Site;
+pub use totals::{inner, ExactTotals, InnerHeap, InnerStats};
 
 use std::path::Path;
 
@@ -279,6 +298,38 @@ pub fn peak_profile() -> HeapProfile {
 /// ```
 pub fn reset_peak() {
     guard::without_sampling(peak::reset);
+}
+
+/// Exact figures about the heap, beside the sampled estimate, at no cost
+/// to the fast path: bytes allocated since the start (counted by the
+/// sampler's countdown), the heap's in-use bytes from the inner
+/// allocator's own statistics plus the live sampled blocks, RSS from the
+/// kernel, and the sampled in-use estimate with its standard error. See
+/// [`ExactTotals`] for what each figure means and how late it can be.
+///
+/// `Sampled<System>` reports glibc's numbers (`mallinfo2`) by itself;
+/// another inner allocator reports through [`Sampled::with_stats`] or
+/// [`Sampled::with_stats_from`]. The same figures are in every profile's
+/// comments and in [`HeapProfile::exact_totals`].
+///
+/// ```
+/// use std::alloc::System;
+///
+/// #[global_allocator]
+/// static A: memprof::Sampled<System> = memprof::Sampled::new(System);
+///
+/// fn main() {
+///     let before = memprof::exact_totals();
+///     let v = std::hint::black_box(vec![1u8; 1 << 20]);
+///     let after = memprof::exact_totals();
+///     assert!(after.allocated_bytes >= before.allocated_bytes + (1 << 20));
+///     assert_eq!(after.inner.unwrap().allocator, "glibc");
+///     println!("{after}");
+///     # drop(v);
+/// }
+/// ```
+pub fn exact_totals() -> ExactTotals {
+    totals::take()
 }
 
 /// Writes the current heap profile to `path` as a gzip pprof file, the way

@@ -33,10 +33,26 @@
 //! Sign rules: `next - FLOOR >= 0` means "bytes left before the next
 //! sample"; a new thread starts at 0 - size < 0, so its first allocation
 //! initialises it in the slow path.
+//!
+//! Exact bytes allocated, for free: every byte allocated is subtracted from
+//! `NEXT` by the fast path and by nothing else, so the bytes allocated by a
+//! thread since `NEXT` was last written are `LAST_SET - NEXT`. Every write
+//! of `NEXT` outside the fast path (`set_next`) first moves that difference
+//! into the thread's `UNFLUSHED` bytes, which go to the global `ALLOCATED`
+//! once they reach `FLUSH_BYTES` (so that at rate 1, where every allocation
+//! writes `NEXT`, threads do not bounce one cache line). Invariant, per
+//! thread, between two allocations:
+//!
+//! ```text
+//! allocated by the thread = its share of ALLOCATED + UNFLUSHED + (LAST_SET - NEXT)
+//! ```
+//!
+//! A reader sees the other threads late by at most their countdown plus
+//! `FLUSH_BYTES`: about one rate each, `OFF_DRAW` when profiling is off.
 
 use crate::guard;
 use core::cell::Cell;
-use core::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 /// Go's default: one sample per 512 KiB allocated, on average.
 pub const DEFAULT_RATE: usize = 512 * 1024;
@@ -44,9 +60,15 @@ pub const DEFAULT_RATE: usize = 512 * 1024;
 /// One object, in the fixed-point unit of sample weights.
 pub(crate) const WEIGHT_ONE: u64 = 1 << 16;
 
-/// Largest countdown drawn; also bounds how long "rate 0" waits before it
-/// re-checks the rate (harmlessly: it draws again).
+/// Largest countdown drawn.
 const MAX_DRAW: i64 = 1 << 38;
+/// The countdown while profiling is off (rate 0): each thread still takes
+/// the slow path once per 4 MiB it allocates, to publish its exact
+/// allocated bytes and drive `MEMPROF_TRACE`. That is one slow path of
+/// some 20 ns per 4 MiB, nothing next to the allocations themselves.
+pub(crate) const OFF_DRAW: i64 = 4 << 20;
+/// Bytes a thread counts locally before adding them to `ALLOCATED`.
+const FLUSH_BYTES: u64 = 64 * 1024;
 /// How far `set_rate` moves the floor: more than any countdown.
 const FLOOR_STEP: i64 = 1 << 40;
 
@@ -69,7 +91,14 @@ thread_local! {
     /// The rate the current countdown was drawn with: a sample's weight.
     static DRAW_RATE: Cell<usize> = const { Cell::new(0) };
     static RNG: Cell<u64> = const { Cell::new(0) };
+    /// The value `NEXT` was last given outside the fast path.
+    static LAST_SET: Cell<i64> = const { Cell::new(0) };
+    /// Bytes allocated by this thread, counted but not yet in `ALLOCATED`.
+    static UNFLUSHED: Cell<u64> = const { Cell::new(0) };
 }
+
+/// Bytes allocated by every thread, as far as flushed (see the module docs).
+static ALLOCATED: AtomicU64 = AtomicU64::new(0);
 
 /// Counts `size` bytes against this thread's countdown. `true` when no
 /// sample is due: the caller forwards to the inner allocator and is done.
@@ -160,13 +189,52 @@ fn restart(floor: i64, rate: usize) -> i64 {
 }
 
 fn restart_keep(floor: i64, gap: i64) {
-    let _ = NEXT.try_with(|n| n.set(floor.wrapping_add(gap)));
+    set_next(floor.wrapping_add(gap));
+}
+
+/// Writes this thread's countdown, first counting the bytes allocated
+/// since it was last written. The only writer of `NEXT` but the fast path.
+fn set_next(value: i64) {
+    count_allocated(FLUSH_BYTES);
+    let _ = NEXT.try_with(|n| n.set(value));
+    let _ = LAST_SET.try_with(|l| l.set(value));
+}
+
+/// Moves the bytes this thread allocated since `NEXT` was last written
+/// into `UNFLUSHED`, and those into `ALLOCATED` once they reach `flush_at`.
+fn count_allocated(flush_at: u64) {
+    let (Ok(next), Ok(last), Ok(unflushed)) = (
+        NEXT.try_with(Cell::get),
+        LAST_SET.try_with(Cell::get),
+        UNFLUSHED.try_with(Cell::get),
+    ) else {
+        return;
+    };
+    let pending = unflushed.wrapping_add(last.wrapping_sub(next) as u64);
+    let _ = LAST_SET.try_with(|l| l.set(next));
+    if pending >= flush_at {
+        ALLOCATED.fetch_add(pending, Ordering::Relaxed);
+        #[cfg(test)]
+        let _ = tests::FLUSHED_HERE.try_with(|f| f.set(f.get() + pending));
+        let _ = UNFLUSHED.try_with(|u| u.set(0));
+    } else {
+        let _ = UNFLUSHED.try_with(|u| u.set(pending));
+    }
+}
+
+/// Bytes allocated (requested sizes; a `realloc` counts its new size)
+/// since the process started: exact for the calling thread, late by at
+/// most one countdown and `FLUSH_BYTES` for each other thread, and missing
+/// at most that much for each thread that has exited.
+pub(crate) fn allocated_bytes() -> u64 {
+    count_allocated(0);
+    ALLOCATED.load(Ordering::Relaxed)
 }
 
 /// A geometric gap with mean `rate`: bytes to skip before the next sample.
 fn draw(rate: usize) -> i64 {
     match rate {
-        0 => MAX_DRAW,
+        0 => OFF_DRAW,
         1 => 0,
         _ => gap_from_uniform(next_random(), rate),
     }
@@ -240,7 +308,7 @@ fn seed() -> u64 {
 /// cannot bring it back above the floor.
 pub(crate) fn force_slow_path() {
     let floor = GLOBAL.floor.load(Ordering::Relaxed);
-    let _ = NEXT.try_with(|n| n.set(floor.wrapping_sub(1 << 62)));
+    set_next(floor.wrapping_sub(1 << 62));
 }
 
 /// Ends `force_slow_path`: the next allocation draws a fresh countdown
@@ -248,7 +316,7 @@ pub(crate) fn force_slow_path() {
 pub(crate) fn resume_sampling() {
     let _ = SYNCED.try_with(|s| s.set(i64::MIN));
     let floor = GLOBAL.floor.load(Ordering::Relaxed);
-    let _ = NEXT.try_with(|n| n.set(floor.wrapping_sub(1)));
+    set_next(floor.wrapping_sub(1));
 }
 
 /// Seeds this thread's generator (tests use it to run many seeds) and
@@ -256,7 +324,7 @@ pub(crate) fn resume_sampling() {
 pub(crate) fn seed_thread(seed: u64) {
     let _ = RNG.try_with(|r| r.set(seed | 1));
     let _ = SYNCED.try_with(|s| s.set(i64::MIN));
-    let _ = NEXT.try_with(|n| n.set(GLOBAL.floor.load(Ordering::Relaxed).wrapping_sub(1)));
+    set_next(GLOBAL.floor.load(Ordering::Relaxed).wrapping_sub(1));
 }
 
 /// Sets the sampling rate for every thread, at once. See [`crate::set_rate`].
@@ -273,6 +341,58 @@ pub(crate) fn rate() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// What this thread added to `ALLOCATED`.
+        pub(super) static FLUSHED_HERE: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// This thread's bytes as the counters see them (module invariant).
+    fn thread_total() -> u64 {
+        let pending = LAST_SET.with(Cell::get).wrapping_sub(NEXT.with(Cell::get)) as u64;
+        FLUSHED_HERE.with(Cell::get) + UNFLUSHED.with(Cell::get) + pending
+    }
+
+    /// Drives the countdown as `Sampled` does (fast path, then the slow
+    /// path when it runs out), through a forced test scope, and
+    /// checks that every byte is counted exactly once.
+    #[test]
+    fn every_byte_allocated_is_counted_once() {
+        std::thread::spawn(|| {
+            seed_thread(12345);
+            let truth = Cell::new(0u64);
+            let before = thread_total();
+            let alloc = |size: usize| {
+                truth.set(truth.get() + size as u64);
+                if !fast(size) {
+                    let _ = slow(size, 0);
+                }
+            };
+            for i in 0..20_000usize {
+                alloc(16 + (i * 37) % 5000);
+            }
+            force_slow_path();
+            for i in 0..1000usize {
+                // A test scope: every allocation takes the slow path.
+                truth.set(truth.get() + 100 + i as u64);
+                assert!(!fast(100 + i));
+                let _ = slow(100 + i, 7);
+            }
+            resume_sampling();
+            for i in 0..20_000usize {
+                alloc(1 + (i * 131) % 70_000);
+            }
+            let truth = truth.get();
+            assert_eq!(thread_total() - before, truth);
+            // And the reader brings this thread up to date.
+            let global = allocated_bytes();
+            assert_eq!(UNFLUSHED.with(Cell::get), 0);
+            assert_eq!(LAST_SET.with(Cell::get), NEXT.with(Cell::get));
+            assert!(global >= truth);
+        })
+        .join()
+        .unwrap();
+    }
 
     fn splitmix(state: &mut u64) -> u64 {
         *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);

@@ -45,6 +45,10 @@ pub struct HeapProfile {
     pub(crate) unwinder: &'static str,
     /// Label sets past the limit, folded into one (`labels.rs`).
     pub(crate) label_overflow: u64,
+    /// The exact figures beside the estimate, taken with a heap snapshot
+    /// (`None` for the peak and for `older_than`, which are not the heap
+    /// at `time_nanos`).
+    pub(crate) exact: Option<crate::ExactTotals>,
     /// What the profile is: the live heap, or the peak (with its in-use
     /// estimate), or the heap filtered by age.
     pub(crate) kind: Kind,
@@ -193,6 +197,7 @@ impl HeapProfile {
                 dropped_samples: self.dropped_samples.saturating_sub(earlier.dropped_samples),
                 unwinder: self.unwinder,
                 label_overflow: self.label_overflow,
+                exact: self.exact,
                 kind: self.kind,
             }
         })
@@ -269,9 +274,25 @@ impl HeapProfile {
             HeapProfile {
                 records,
                 kind: Kind::OlderThan { age_ns: min_ns },
+                exact: None,
                 ..self.clone_header()
             }
         })
+    }
+
+    /// The exact figures ([`crate::exact_totals`]) taken with this heap
+    /// snapshot, also written into the profile's comments. `None` for a
+    /// peak profile, an [`older_than`](Self::older_than) view, and a
+    /// profile not taken from this process's heap.
+    ///
+    /// ```
+    /// let profile = memprof::heap_profile();
+    /// let exact = profile.exact_totals().unwrap();
+    /// assert!(exact.allocated_bytes >= exact.sampled_blocks_bytes);
+    /// assert!(memprof::peak_profile().exact_totals().is_none());
+    /// ```
+    pub fn exact_totals(&self) -> Option<crate::ExactTotals> {
+        self.exact
     }
 
     /// For a profile from [`peak_profile`](crate::peak_profile): the
@@ -301,6 +322,7 @@ impl HeapProfile {
             dropped_samples: self.dropped_samples,
             unwinder: self.unwinder,
             label_overflow: self.label_overflow,
+            exact: self.exact,
             kind: self.kind,
         }
     }
@@ -504,7 +526,10 @@ pub(crate) fn take() -> HeapProfile {
         crate::records::for_each(|c| counts.push(c));
         let mut ages = ages::collect(counts.len());
         let records = build(counts, |id| ages.remove(&id).map(Box::new));
-        header(records, Kind::Heap, now_nanos())
+        HeapProfile {
+            exact: Some(crate::totals::take()),
+            ..header(records, Kind::Heap, now_nanos())
+        }
     })
 }
 
@@ -538,6 +563,7 @@ fn header(records: Vec<Record>, kind: Kind, time_nanos: i64) -> HeapProfile {
         dropped_samples: crate::records::dropped(),
         unwinder: crate::stack::unwinder_name(),
         label_overflow: crate::labels::overflowed(),
+        exact: None,
         kind,
     }
 }
@@ -600,6 +626,7 @@ mod tests {
             dropped_samples: dropped,
             unwinder: "fp",
             label_overflow: 0,
+            exact: None,
             kind: Kind::Heap,
         }
     }

@@ -298,6 +298,7 @@ fn empty_profile() -> HeapProfile {
         dropped_samples: 0,
         unwinder: crate::stack::unwinder_name(),
         label_overflow: 0,
+        exact: None,
         kind: crate::snapshot::Kind::Heap,
     }
 }

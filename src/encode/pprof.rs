@@ -7,7 +7,8 @@
 //! not rescaled with the current rate); functions carry the demangled name
 //! and the mangled `system_name`; mappings say `has_filenames`,
 //! `has_line_numbers` and `has_inline_frames` when true; comments give the
-//! memprof version, the unwinder and the dropped-sample count; a truncated
+//! memprof version, the unwinder, the dropped-sample count and the exact
+//! totals beside the estimate ([`crate::ExactTotals`]); a truncated
 //! stack ends in a [`TRUNCATED`] frame.
 //!
 //! As in Go, `duration_nanos` is written only for a delta profile
@@ -114,6 +115,9 @@ pub(crate) fn build(
             "label sets over the limit (counted as memprof.labels=overflow): {}",
             profile.label_overflow
         ));
+    }
+    if let Some(t) = &profile.exact {
+        comments.extend(crate::totals::comments(t));
     }
     if !crate::symbolize::enabled() {
         comments.push(
@@ -388,6 +392,20 @@ mod tests {
             [version.as_str(), "unwinder: libgcc", "dropped samples: 7"]
         );
         assert_eq!(p.duration_nanos, 0);
+
+        let mut with_exact = profile(&s, 524288);
+        with_exact.exact = Some(crate::totals::tests::sample());
+        let p = roundtrip(&with_exact, None);
+        check_valid(&p);
+        let comments: Vec<_> = p.comment.iter().map(|&i| str(&p, i)).collect();
+        let mut want = vec![
+            version.clone(),
+            "unwinder: libgcc".to_string(),
+            "dropped samples: 7".to_string(),
+        ];
+        want.extend(crate::totals::comments(&with_exact.exact.unwrap()));
+        assert_eq!(comments, want);
+        assert!(comments.contains(&"allocated bytes: 1288490189 (exact)"));
 
         let allocs = roundtrip(&profile(&s, 524288), Some("alloc_space"));
         assert_eq!(str(&allocs, allocs.default_sample_type), "alloc_space");

@@ -77,6 +77,7 @@ pub(super) fn profile(s: &Stacks, rate: u64) -> HeapProfile {
         dropped_samples: 7,
         unwinder: "libgcc",
         label_overflow: 0,
+        exact: None,
         kind: crate::snapshot::Kind::Heap,
     }
 }

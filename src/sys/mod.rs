@@ -16,6 +16,7 @@
 //! | `frames` | a frame-pointer walk that never reads outside the thread's stack |
 //! | `cfi` | the unwind rule of a code address, read from its module's `.eh_frame` |
 //! | `dwarf` | a stack walk by cached CFI rules, bounded like `frames` |
+//! | `proc` | RSS from the kernel, and the inner allocators' statistics (glibc, jemalloc, mimalloc) |
 
 pub(crate) mod arena;
 pub(crate) mod cfi;
@@ -24,5 +25,6 @@ pub(crate) mod frames;
 pub(crate) mod index;
 pub(crate) mod lock;
 pub(crate) mod os;
+pub(crate) mod proc;
 pub(crate) mod region;
 pub(crate) mod table;
