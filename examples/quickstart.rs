@@ -188,6 +188,12 @@ fn main() -> std::io::Result<()> {
         t.inuse_objects,
         t.alloc_bytes as f64 / (1 << 20) as f64
     );
+    // The estimate beside what can be had exactly: bytes allocated (counted
+    // by the sampler), the inner allocator's in-use, RSS.
+    println!(
+        "\nexact totals beside the estimate:\n{}",
+        memprof::exact_totals()
+    );
     println!("\nin use and allocated by stage (label \"stage\"):");
     for (name, t) in profile.by_label("stage") {
         println!(

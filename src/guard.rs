@@ -6,6 +6,10 @@
 //! profile (snapshot copies, symbolization, gzip, I/O), so the profiler never
 //! records or re-enters itself.
 //!
+//! Profiler work outside the allocation path enters it through
+//! `sampler::without_sampling`, which also keeps its allocations out of the
+//! exact bytes-allocated count.
+//!
 //! The flag is a `const`-initialised `Cell<bool>` with no destructor: it
 //! needs no lazy registration, so it is usable during thread start and
 //! teardown (TLS destructors that allocate) without allocating itself.
@@ -43,11 +47,4 @@ impl Drop for Busy {
         let was = self.was;
         let _ = BUSY.try_with(|b| b.set(was));
     }
-}
-
-/// Runs `f` with sampling off on this thread: what `f` allocates goes to the
-/// inner allocator unrecorded.
-pub(crate) fn without_sampling<R>(f: impl FnOnce() -> R) -> R {
-    let _busy = Busy::enter();
-    f()
 }

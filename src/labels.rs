@@ -22,7 +22,6 @@
 //! published; `index[sets[id]] == id`; every id a thread holds is `<
 //! sets.len()`.
 
-use crate::guard;
 use core::cell::Cell;
 use core::future::Future;
 use core::marker::PhantomData;
@@ -70,7 +69,7 @@ fn set_current(id: LabelSetId) -> LabelSetId {
 
 /// The set of `id` (empty for 0, or an id this process never made).
 pub(crate) fn get(id: LabelSetId) -> LabelSet {
-    guard::without_sampling(|| {
+    crate::sampler::without_sampling(|| {
         let t = TABLE.lock();
         match t.as_ref().and_then(|t| t.sets.get(id as usize)) {
             Some(s) => s.clone(),
@@ -90,7 +89,7 @@ pub(crate) fn intern_with(base: LabelSetId, labels: &[(&str, &str)]) -> LabelSet
     if labels.is_empty() {
         return base;
     }
-    guard::without_sampling(|| {
+    crate::sampler::without_sampling(|| {
         let mut guard = TABLE.lock();
         let t = guard.get_or_insert_with(|| {
             let empty: LabelSet = Arc::from(Vec::new());

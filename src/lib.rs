@@ -297,7 +297,7 @@ pub fn peak_profile() -> HeapProfile {
 /// memprof::reset_peak();
 /// ```
 pub fn reset_peak() {
-    guard::without_sampling(peak::reset);
+    crate::sampler::without_sampling(peak::reset);
 }
 
 /// Exact figures about the heap, beside the sampled estimate, at no cost
@@ -341,7 +341,7 @@ pub fn exact_totals() -> ExactTotals {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn write_heap_profile(path: impl AsRef<Path>) -> std::io::Result<()> {
-    guard::without_sampling(|| write_profile_file(path.as_ref(), &heap_profile()))
+    crate::sampler::without_sampling(|| write_profile_file(path.as_ref(), &heap_profile()))
 }
 
 /// Writes the peak heap profile ([`peak_profile`]) to `path` as a gzip
@@ -352,7 +352,7 @@ pub fn write_heap_profile(path: impl AsRef<Path>) -> std::io::Result<()> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn write_peak_profile(path: impl AsRef<Path>) -> std::io::Result<()> {
-    guard::without_sampling(|| write_profile_file(path.as_ref(), &peak_profile()))
+    crate::sampler::without_sampling(|| write_profile_file(path.as_ref(), &peak_profile()))
 }
 
 /// Writes `profile` to `path` through a temporary file and a rename.
@@ -382,7 +382,7 @@ pub mod __private {
     /// the sampler would (for benchmarks and tests). Returns the number of
     /// frames and whether the stack was truncated.
     pub fn capture_stack_with(unwinder: crate::Unwinder, buf: &mut [usize]) -> (usize, bool) {
-        crate::guard::without_sampling(|| {
+        crate::sampler::without_sampling(|| {
             let mut cap = crate::stack::Captured::new();
             crate::stack::capture_with(unwinder, &mut cap);
             let n = cap.len.min(buf.len());
@@ -413,7 +413,7 @@ pub mod __private {
     /// Call it at a quiescent moment: once every other thread that used the
     /// region has exited, every slot not live is counted as free.
     pub fn validate_region() -> Result<(usize, usize), &'static str> {
-        crate::guard::without_sampling(|| {
+        crate::sampler::without_sampling(|| {
             crate::sys::region::validate().map(|u| (u.small_slots, u.small_free))
         })
     }

@@ -95,6 +95,8 @@ thread_local! {
     static LAST_SET: Cell<i64> = const { Cell::new(0) };
     /// Bytes allocated by this thread, counted but not yet in `ALLOCATED`.
     static UNFLUSHED: Cell<u64> = const { Cell::new(0) };
+    /// What this thread has added to `ALLOCATED` (net of `uncount`).
+    static THREAD_FLUSHED: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Bytes allocated by every thread, as far as flushed (see the module docs).
@@ -214,11 +216,50 @@ fn count_allocated(flush_at: u64) {
     let _ = LAST_SET.try_with(|l| l.set(next));
     if pending >= flush_at {
         ALLOCATED.fetch_add(pending, Ordering::Relaxed);
+        let _ = THREAD_FLUSHED.try_with(|t| t.set(t.get().wrapping_add(pending)));
         #[cfg(test)]
         let _ = tests::FLUSHED_HERE.try_with(|f| f.set(f.get() + pending));
         let _ = UNFLUSHED.try_with(|u| u.set(0));
     } else {
         let _ = UNFLUSHED.try_with(|u| u.set(pending));
+    }
+}
+
+/// Runs `f` with sampling off on this thread: what `f` allocates goes to
+/// the inner allocator unrecorded, and is taken back out of the exact
+/// bytes-allocated count (the profiler's own work, such as symbolizing for
+/// a profile write, is not the program's). Nested calls count once.
+pub(crate) fn without_sampling<R>(f: impl FnOnce() -> R) -> R {
+    if guard::is_busy() {
+        return f();
+    }
+    let start = thread_counted();
+    let r = {
+        let _busy = guard::Busy::enter();
+        f()
+    };
+    uncount(thread_counted().wrapping_sub(start));
+    r
+}
+
+/// Bytes this thread has counted so far: flushed, unflushed and pending.
+fn thread_counted() -> u64 {
+    count_allocated(u64::MAX);
+    THREAD_FLUSHED
+        .try_with(Cell::get)
+        .unwrap_or(0)
+        .wrapping_add(UNFLUSHED.try_with(Cell::get).unwrap_or(0))
+}
+
+/// Takes `bytes` this thread counted back out: from its unflushed bytes
+/// first, the rest (flushed meanwhile) from `ALLOCATED`.
+fn uncount(bytes: u64) {
+    let unflushed = UNFLUSHED.try_with(Cell::get).unwrap_or(0);
+    let local = bytes.min(unflushed);
+    let _ = UNFLUSHED.try_with(|u| u.set(unflushed - local));
+    if bytes > local {
+        ALLOCATED.fetch_sub(bytes - local, Ordering::Relaxed);
+        let _ = THREAD_FLUSHED.try_with(|t| t.set(t.get().wrapping_sub(bytes - local)));
     }
 }
 

@@ -168,7 +168,7 @@ impl HeapProfile {
     /// # drop(kept);
     /// ```
     pub fn delta_since(&self, earlier: &HeapProfile) -> HeapProfile {
-        crate::guard::without_sampling(|| {
+        crate::sampler::without_sampling(|| {
             type Key<'a> = (&'a [usize], bool, u64, &'a [(String, String)]);
             let before: std::collections::HashMap<Key, &Record> = earlier
                 .records
@@ -214,7 +214,7 @@ impl HeapProfile {
     /// }
     /// ```
     pub fn by_label(&self, key: &str) -> Vec<(String, Totals)> {
-        crate::guard::without_sampling(|| {
+        crate::sampler::without_sampling(|| {
             let mut by: std::collections::HashMap<&str, Totals> = Default::default();
             for r in &self.records {
                 if let Some(v) = r.label(key) {
@@ -251,7 +251,7 @@ impl HeapProfile {
     /// assert!(old.totals().inuse_bytes <= profile.totals().inuse_bytes);
     /// ```
     pub fn older_than(&self, age: Duration) -> HeapProfile {
-        crate::guard::without_sampling(|| {
+        crate::sampler::without_sampling(|| {
             let min_ns = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
             let records = self
                 .records
@@ -486,7 +486,7 @@ pub(crate) fn writer_after_fork_child() {
 
 /// Symbolizes one stack under the writer lock, sampling off.
 pub(crate) fn frames_of(stack: &[usize]) -> Vec<Frame> {
-    crate::guard::without_sampling(|| {
+    crate::sampler::without_sampling(|| {
         let _g = WRITER.lock();
         crate::symbolize::frames_of(stack)
     })
@@ -496,7 +496,7 @@ pub(crate) fn frames_of(stack: &[usize]) -> Vec<Frame> {
 /// a profile write (the HTTP `symbol` endpoint).
 #[cfg(feature = "http")]
 pub(crate) fn with_writer<R>(f: impl FnOnce() -> R) -> R {
-    crate::guard::without_sampling(|| {
+    crate::sampler::without_sampling(|| {
         let _g = WRITER.lock();
         f()
     })
@@ -508,12 +508,12 @@ pub(crate) fn encode_then_write<W: io::Write>(
     mut w: W,
     encode: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
 ) -> io::Result<()> {
-    let buf = crate::guard::without_sampling(|| {
+    let buf = crate::sampler::without_sampling(|| {
         let _g = WRITER.lock();
         let mut buf = Vec::new();
         encode(&mut buf).map(|()| buf)
     })?;
-    crate::guard::without_sampling(|| {
+    crate::sampler::without_sampling(|| {
         w.write_all(&buf)?;
         w.flush()
     })
@@ -521,7 +521,7 @@ pub(crate) fn encode_then_write<W: io::Write>(
 
 /// Takes a snapshot of every record. See [`crate::heap_profile`].
 pub(crate) fn take() -> HeapProfile {
-    crate::guard::without_sampling(|| {
+    crate::sampler::without_sampling(|| {
         let mut counts = Vec::with_capacity(crate::records::count());
         crate::records::for_each(|c| counts.push(c));
         let mut ages = ages::collect(counts.len());
@@ -535,7 +535,7 @@ pub(crate) fn take() -> HeapProfile {
 
 /// The peak profile. See [`crate::peak_profile`].
 pub(crate) fn take_peak() -> HeapProfile {
-    crate::guard::without_sampling(|| {
+    crate::sampler::without_sampling(|| {
         // Reserved before the capture lock: frees at a new high wait for it.
         let mut counts = Vec::with_capacity(crate::records::count() + 1024);
         let (inuse_bytes, at) = crate::peak::read(|inuse, at| {

@@ -3,7 +3,7 @@
 //!
 //! Runs only when a profile is written (or [`Record::frames`] is called),
 //! never while sampling. Everything here allocates freely: the caller runs it
-//! under [`guard::without_sampling`](crate::guard::without_sampling), so those
+//! under [`guard::without_sampling`](crate::sampler::without_sampling), so those
 //! allocations are never sampled and never re-enter the profiler.
 //!
 //! Names come from the debug info when there is some, else from the symbol

@@ -55,7 +55,7 @@
 //!   not the binary's global allocator, or memprof could not reserve its
 //!   sampled-block region (an address-space limit). None passes vacuously.
 
-use crate::guard::without_sampling;
+use crate::sampler::without_sampling;
 use crate::scope;
 use crate::snapshot::{HeapProfile, Record};
 use std::fmt;

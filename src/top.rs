@@ -106,7 +106,7 @@ impl HeapProfile {
 
     /// Every site, unsorted.
     fn sites(&self) -> Vec<Site> {
-        crate::guard::without_sampling(|| {
+        crate::sampler::without_sampling(|| {
             let mut sites: HashMap<(String, String), Site> = HashMap::new();
             for r in self.records() {
                 let frames = r.frames();

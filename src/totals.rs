@@ -302,7 +302,7 @@ impl ExactTotals {
 /// Takes the exact figures now. See [`crate::exact_totals`].
 pub(crate) fn take() -> ExactTotals {
     crate::env::init_once();
-    crate::guard::without_sampling(|| {
+    crate::sampler::without_sampling(|| {
         let allocated_bytes = crate::sampler::allocated_bytes();
         let one = crate::sampler::WEIGHT_ONE as f64;
         let (mut bytes, mut blocks, mut variance) = (0u64, 0u64, 0f64);

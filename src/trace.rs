@@ -66,7 +66,7 @@ pub(crate) fn parse_interval(value: &[u8]) -> Result<Option<u64>, ()> {
 
 /// Turns tracing on with `interval_ns` (from `env::init_once`).
 pub(crate) fn enable(interval_ns: u64) {
-    let now = now_coarse();
+    let now = crate::sys::os::coarse_nanos();
     START.store(now, Ordering::Relaxed);
     LAST_TIME.store(now, Ordering::Relaxed);
     LAST_ALLOCATED.store(crate::sampler::allocated_bytes(), Ordering::Relaxed);
@@ -81,7 +81,7 @@ pub(crate) fn tick() {
     if due == u64::MAX {
         return;
     }
-    let now = now_coarse();
+    let now = crate::sys::os::coarse_nanos();
     if now < due {
         return;
     }
@@ -138,19 +138,6 @@ pub(crate) fn quick_error(rate: usize, bytes: u64) -> u64 {
     } else {
         (rate as f64 * bytes as f64).sqrt() as u64
     }
-}
-
-/// `CLOCK_MONOTONIC_COARSE` in ns (a few ms resolution, no syscall).
-fn now_coarse() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
 }
 
 /// The figures of one trace line.

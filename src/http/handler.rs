@@ -102,7 +102,7 @@ pub(crate) fn route(
         r.headers.push(("Allow", allowed.join(", ")));
         return r;
     }
-    crate::guard::without_sampling(|| match name {
+    crate::sampler::without_sampling(|| match name {
         "" => index(),
         "heap" | "allocs" => profile(name, query, wait),
         "peak" => peak(query),

@@ -224,7 +224,7 @@ impl Drop for Admitted<'_> {
 }
 
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    crate::guard::without_sampling(|| {
+    crate::sampler::without_sampling(|| {
         for conn in listener.incoming() {
             if shared.stopping.load(Ordering::SeqCst) {
                 break;
@@ -266,7 +266,7 @@ fn reject(mut s: TcpStream) {
 
 /// Serves one connection: one request, one response, then close.
 fn connection(mut s: TcpStream, shared: &Shared) {
-    crate::guard::without_sampling(|| {
+    crate::sampler::without_sampling(|| {
         let _ = s.set_nodelay(true);
         let opts = &shared.options;
         let (response, head_only) = match request::read(&mut s, Instant::now() + opts.read_timeout)

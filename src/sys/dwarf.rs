@@ -137,13 +137,7 @@ const CHECK_EVERY_NANOS: u64 = 1_000_000;
 /// (15x bare `System` instead of 4x), so each thread reads them at most
 /// once a millisecond (`CLOCK_MONOTONIC_COARSE`, a vDSO read of a few ns).
 fn check_modules_now_and_then(cache: &[AtomicU64; SLOTS]) {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer; the call has no other effects.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    let now = (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64;
+    let now = super::os::coarse_nanos();
     let due = CHECKED_AT
         .try_with(|c| {
             let due = now.wrapping_sub(c.get()) >= CHECK_EVERY_NANOS;
