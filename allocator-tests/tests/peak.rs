@@ -190,9 +190,11 @@ fn the_peak_shows_a_and_the_heap_shows_b_exactly_at_rate_1() {
     assert_eq!(record_sum(&after_reset, "site_b", Some(MIB)), u(B_LIVE));
     let now = memprof::__private::inuse_estimate();
     let reset_at = after_reset.peak_inuse_bytes().unwrap();
+    // 1 MiB of slack below: the harness's own blocks, live in `base`, may
+    // have been freed since (at rate 1 they are in the estimate too).
     assert!(
-        reset_at <= at_peak - 99 * MIB && reset_at >= base + 100 * MIB,
-        "after the reset the peak is the heap now: {reset_at} (in-use {now})"
+        reset_at <= at_peak - 99 * MIB && reset_at + MIB >= base + 100 * MIB,
+        "after the reset the peak is the heap now: {reset_at} (in-use {now}, base {base})"
     );
 
     // A rise of 30 MiB above that, freed: the new peak holds B and C.
