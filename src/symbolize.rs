@@ -367,7 +367,12 @@ fn is_profiler_fn(name: &str) -> bool {
 /// Symbolizes one stack for [`Record::frames`](crate::Record::frames):
 /// trimmed, inlined frames expanded, innermost first.
 pub(crate) fn frames_of(stack: &[usize]) -> Vec<Frame> {
-    let mut sym = Symbolizer::new();
+    frames_with(&mut Symbolizer::new(), stack)
+}
+
+/// [`frames_of`] with a symbolizer shared by many stacks (its cache of
+/// resolved addresses serves them all).
+pub(crate) fn frames_with(sym: &mut Symbolizer, stack: &[usize]) -> Vec<Frame> {
     let keys = sym.trim(stack);
     let mut out = Vec::new();
     for key in keys {

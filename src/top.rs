@@ -65,7 +65,7 @@ impl HeapProfile {
     /// }
     /// ```
     pub fn top_sites(&self, n: usize) -> Vec<Site> {
-        let mut v = self.sites();
+        let mut v = self.sites(|_| true);
         v.sort_by(|a, b| {
             (b.inuse_bytes, b.alloc_bytes, &a.function).cmp(&(
                 a.inuse_bytes,
@@ -89,7 +89,7 @@ impl HeapProfile {
     /// ```
     pub fn oldest_sites(&self, n: usize) -> Vec<Site> {
         let mut v: Vec<Site> = self
-            .sites()
+            .sites(|r| r.oldest_age().is_some())
             .into_iter()
             .filter(|s| s.oldest_age.is_some() && s.inuse_objects > 0)
             .collect();
@@ -104,12 +104,13 @@ impl HeapProfile {
         v
     }
 
-    /// Every site, unsorted.
-    fn sites(&self) -> Vec<Site> {
+    /// The sites of the records `keep` keeps, unsorted.
+    fn sites(&self, keep: impl Fn(&crate::Record) -> bool) -> Vec<Site> {
         crate::sampler::without_sampling(|| {
             let mut sites: HashMap<(String, String), Site> = HashMap::new();
-            for r in self.records() {
-                let frames = r.frames();
+            let kept: Vec<&crate::Record> = self.records().filter(|r| keep(r)).collect();
+            let all = crate::snapshot::frames_of_each(kept.iter().map(|r| r.stack()));
+            for (r, frames) in kept.into_iter().zip(all) {
                 let Some(f) = frames.iter().find(|f| !is_plumbing(f)).or(frames.first()) else {
                     continue;
                 };

@@ -23,9 +23,12 @@
 //!   writes a heap profile to `/dev/null`, and `_exit(0)`s; a child that
 //!   crashes or is still running after 60 s fails the soak;
 //! - a profile writer: `heap_profile()`, `write_pprof` and `write_text` to
-//!   a sink, `write_heap_profile` to a temporary file;
+//!   a sink, `by_label`, `older_than`, `oldest_sites`, `peak_profile` (and
+//!   now and then `reset_peak`), `exact_totals`, `write_heap_profile` to a
+//!   temporary file; the workers allocate under labels (64 tenant and
+//!   worker combinations) and free each other's blocks;
 //! - an HTTP client of `memprof::http::serve`, fetching
-//!   `/debug/pprof/heap` (and now and then `?debug=1` and `/allocs`).
+//!   `/debug/pprof/heap` (and now and then `?debug=1`, `/allocs`, `/peak`).
 //!
 //! Every block is filled with a pattern derived from its address and size
 //! and checked before it is freed or reallocated, so blocks that overlap
@@ -618,11 +621,22 @@ fn burst(r: &mut Rng, buf: &mut Vec<Block>) -> u64 {
     n as u64
 }
 
+/// Label values of the soak's workers (static: `set_labels` takes `&str`).
+const TENANTS: [&str; 8] = ["t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"];
+const WORKERS: [&str; 4] = ["w0", "w1", "w2", "w3"];
+
 fn worker(id: usize, seed: u64, ctx: &Ctx, inbox: Receiver<Block>, peers: Vec<SyncSender<Block>>) {
     let mut r = Rng::new(seed ^ (id as u64).wrapping_mul(0x1234_5678_9abc_def1));
     let mut held = Held::new();
     let mut buf = Vec::with_capacity(4256);
     while !ctx.stop.load(Relaxed) {
+        // Labels: most rounds under one of 64 tenants (their blocks are
+        // freed on other threads, under other labels), some under none.
+        let tenant = r.below(80);
+        let _labels = (tenant < 64).then(|| {
+            let name = TENANTS[tenant as usize % TENANTS.len()];
+            memprof::set_labels(&[("tenant", name), ("worker", WORKERS[id % WORKERS.len()])])
+        });
         for _ in 0..64 {
             bump(&ctx.fig.ops);
             match r.below(100) {
@@ -933,7 +947,40 @@ fn writer(ctx: &Ctx) {
         if let Err(e) = p.write_text(std::io::sink()) {
             fail(format_args!("write_text: {e}"));
         }
+        // Labels, ages, the peak and the exact totals, read while the
+        // workers run: sane, never a crash.
+        let by_tenant: u64 = p
+            .by_label("tenant")
+            .iter()
+            .map(|(_, t)| t.inuse_bytes)
+            .sum();
+        if by_tenant > t.inuse_bytes {
+            fail(format_args!(
+                "in use by tenant {by_tenant} B > in use {} B",
+                t.inuse_bytes
+            ));
+        }
+        let old = p.older_than(Duration::from_millis(50)).totals();
+        if old.inuse_bytes > t.inuse_bytes {
+            fail(format_args!(
+                "older than 50 ms: {} B > in use {} B",
+                old.inuse_bytes, t.inuse_bytes
+            ));
+        }
+        let _ = p.oldest_sites(3);
         drop(p);
+        let peak = memprof::peak_profile();
+        if let Err(e) = peak.write_pprof(std::io::sink()) {
+            fail(format_args!("peak write_pprof: {e}"));
+        }
+        if peak.peak_inuse_bytes().is_none() {
+            fail("a peak profile without its in-use");
+        }
+        drop(peak);
+        if ctx.fig.profile_writes.load(Relaxed) % 64 == 0 {
+            memprof::reset_peak();
+        }
+        let _ = memprof::exact_totals();
         if let Err(e) = memprof::write_heap_profile(&path) {
             fail(format_args!("write_heap_profile({}): {e}", path.display()));
         }
@@ -948,6 +995,7 @@ fn http_client(addr: std::net::SocketAddr, ctx: &Ctx) {
         i += 1;
         let target = match i % 8 {
             3 => "/debug/pprof/heap?debug=1",
+            5 => "/debug/pprof/peak",
             7 => "/debug/pprof/allocs",
             _ => "/debug/pprof/heap",
         };
