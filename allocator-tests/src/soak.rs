@@ -923,6 +923,7 @@ fn forker(every: Duration, ctx: &Ctx) {
 
 fn writer(ctx: &Ctx) {
     let path = ctx.dir.join("heap.pb.gz");
+    let mut loops = 0u64;
     while !ctx.stop.load(Relaxed) {
         let p = memprof::heap_profile();
         let t = p.totals();
@@ -977,7 +978,8 @@ fn writer(ctx: &Ctx) {
             fail("a peak profile without its in-use");
         }
         drop(peak);
-        if ctx.fig.profile_writes.load(Relaxed) % 64 == 0 {
+        loops += 1;
+        if loops.is_multiple_of(4) {
             memprof::reset_peak();
         }
         let _ = memprof::exact_totals();
