@@ -41,7 +41,9 @@ pub struct InnerHeap {
     /// Bytes in use as the allocator counts them: usually its rounded
     /// block sizes (glibc: chunk sizes with their 8-byte header, and the
     /// free blocks parked in its per-thread caches; jemalloc: size
-    /// classes), so somewhat more than the bytes requested.
+    /// classes), so somewhat more than the bytes requested. It includes
+    /// memprof's own memory taken from the inner allocator, chiefly the
+    /// symbolizer's debug-info caches after the first profile write.
     pub inuse_bytes: Option<u64>,
     /// Blocks in use, when the allocator counts them (glibc and jemalloc
     /// do not, cheaply).
