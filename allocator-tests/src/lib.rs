@@ -691,6 +691,21 @@ pub fn google_pprof_text(binary: &Path, profile: &Path, sample_index: &str) -> S
     )
 }
 
+/// The per-function count of a `google-pprof --text` report: the `cum`
+/// column of the line naming `func` (lines are `flat flat% sum% cum cum%
+/// name`).
+pub fn google_cum(report: &str, func: &str) -> i64 {
+    let line = report
+        .lines()
+        .find(|l| {
+            l.split_whitespace()
+                .nth(5)
+                .is_some_and(|name| fn_matches(name, func))
+        })
+        .unwrap_or_else(|| panic!("google-pprof report has no line for {func}:\n{report}"));
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
 /// Recurses `depth` frames, then allocates `size` bytes: a stack of known
 /// shape for the unwinder tests. Every level is a real frame (the result
 /// goes through `black_box` after the call, so there is no tail call).

@@ -56,20 +56,6 @@ fn records_of<'a>(p: &'a memprof::HeapProfile, func: &str, size: u64) -> Vec<&'a
         .collect()
 }
 
-/// The `cum` column of the line naming `func` in a `google-pprof --text`
-/// report (`flat flat% sum% cum cum% name`).
-fn google_cum(report: &str, func: &str) -> i64 {
-    let line = report
-        .lines()
-        .find(|l| {
-            l.split_whitespace()
-                .nth(5)
-                .is_some_and(|name| fn_matches(name, func))
-        })
-        .unwrap_or_else(|| panic!("google-pprof report has no line for {func}:\n{report}"));
-    line.split_whitespace().nth(3).unwrap().parse().unwrap()
-}
-
 #[test]
 fn old_and_young_objects_are_told_apart_at_rate_1() {
     let _dog = watchdog(120, "ages");

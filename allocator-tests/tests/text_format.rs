@@ -170,21 +170,6 @@ fn text_google_site(out: &mut Vec<Vec<u8>>) {
     out.truncate(123);
 }
 
-/// The per-function count of a `google-pprof --text` report: the `cum`
-/// column of the line naming `func` (lines are `flat flat% sum% cum cum%
-/// name`).
-fn google_cum(report: &str, func: &str) -> i64 {
-    let line = report
-        .lines()
-        .find(|l| {
-            l.split_whitespace()
-                .nth(5)
-                .is_some_and(|name| fn_matches(name, func))
-        })
-        .unwrap_or_else(|| panic!("google-pprof report has no line for {func}:\n{report}"));
-    line.split_whitespace().nth(3).unwrap().parse().unwrap()
-}
-
 #[test]
 fn google_pprof_reads_the_text_with_the_same_counts() {
     let _rate = rate_lock();
