@@ -11,6 +11,9 @@
 //! `LD_PRELOAD` shim) leaves a child that can sample (the `fork_first_sample`
 //! probe, a process of its own).
 //!
+//! The parent's threads also set labels and read and reset the peak, so
+//! the label table's and the peak capture's locks are held at forks too.
+//!
 //! Its own binary: forking a process whose other tests run threads of their
 //! own would make those threads' state part of every child.
 
@@ -24,13 +27,20 @@ static A: memprof::Sampled<std::alloc::System> = memprof::Sampled::new(std::allo
 
 const CHILDREN: usize = 8;
 
-/// Allocates and frees in a loop; every 64 rounds takes a snapshot, and
-/// every 256 writes it (symbolizing under the profiler's writer lock).
+/// Label values the churn cycles through (each `set_labels` interns under
+/// the label table's lock).
+const CHURN: [&str; 4] = ["a", "b", "c", "d"];
+
+/// Allocates and frees in a loop under changing labels; every 64 rounds
+/// takes a snapshot and the peak (the peak capture's lock), every 256
+/// writes the snapshot (symbolizing under the profiler's writer lock) and
+/// every 512 resets the peak.
 #[inline(never)]
 fn parent_churn(stop: &AtomicBool) {
     let mut v: Vec<Vec<u8>> = Vec::new();
     let mut i = 0usize;
     while !stop.load(Ordering::Relaxed) {
+        let _labels = memprof::set_labels(&[("churn", CHURN[i % CHURN.len()])]);
         v.push(vec![1u8; 16 + i % 5000]);
         if i.is_multiple_of(7) {
             v.push(vec![2u8; 70_000 + i % 1000]); // large blocks too
@@ -41,8 +51,12 @@ fn parent_churn(stop: &AtomicBool) {
         i += 1;
         if i.is_multiple_of(64) {
             let p = memprof::heap_profile();
+            let _ = memprof::peak_profile();
             if i.is_multiple_of(256) {
                 p.write_pprof(std::io::sink()).unwrap();
+            }
+            if i.is_multiple_of(512) {
+                memprof::reset_peak();
             }
         }
     }
@@ -53,11 +67,16 @@ fn child_allocs() -> Vec<Vec<u8>> {
     (0..1000).map(|_| Vec::with_capacity(777)).collect()
 }
 
-/// What a child does after `fork`; returns its exit status.
+/// What a child does after `fork`; returns its exit status. Its blocks
+/// are labelled, and it reads the labels and the peak back: the label
+/// table's and the peak's locks must be free in the child.
 fn child(path: &Path) -> i32 {
     memprof::set_rate(1);
-    let kept = child_allocs();
-    let ok = kept.len() == 1000 && memprof::write_heap_profile(path).is_ok();
+    let kept = memprof::with_labels(&[("child", "yes")], child_allocs);
+    let by_label = memprof::heap_profile().by_label("child");
+    let labelled = by_label.len() == 1 && by_label[0].1.inuse_bytes >= 777_000;
+    let peak = memprof::peak_profile().peak_inuse_bytes().is_some();
+    let ok = kept.len() == 1000 && labelled && peak && memprof::write_heap_profile(path).is_ok();
     drop(kept);
     if ok {
         0
