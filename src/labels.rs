@@ -221,10 +221,11 @@ impl<F: Future> Future for Labeled<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `inner` is structurally pinned: it is never moved out of
-        // a pinned `Labeled` (no method hands it out by value or `&mut`,
-        // and `Labeled` has no `Drop` impl), and `Labeled` is `Unpin` only
+        // `inner` is structurally pinned: it is never moved out of a
+        // pinned `Labeled` (nothing hands it out by value or `&mut`, and
+        // `Labeled` has no `Drop` impl), and `Labeled` is `Unpin` only
         // when `F` is (the auto trait).
+        // SAFETY: by that pinning, `self` is never moved out of here.
         let this = unsafe { self.get_unchecked_mut() };
         let previous = set_current(this.labels);
         // SAFETY: as above; `this.inner` stays where the pin put it.
