@@ -189,6 +189,8 @@ pub mod testing;
 mod top;
 mod totals;
 mod trace;
+#[cfg(any(feature = "cli", feature = "http"))]
+pub mod view;
 
 pub use alloc::Sampled;
 pub use labels::{set_labels, with_labels, LabelGuard, Labeled, LabelsExt};
