@@ -27,6 +27,11 @@ pub struct Frame {
     pub file: String,
     /// The line, or 0 when unknown.
     pub line: i64,
+    /// Whether this call was inlined into the frame after it in the stack
+    /// (its caller): true for all but the last line of a pprof location.
+    /// `go tool pprof -top` marks a function `(inline)` when every call to
+    /// it was inlined.
+    pub inlined: bool,
 }
 
 /// One sample: a stack and one value per sample type, with its labels.
@@ -64,4 +69,54 @@ pub struct Profile {
     pub frames: Vec<Frame>,
     /// The samples.
     pub samples: Vec<Sample>,
+}
+
+impl Profile {
+    /// The index of a sample type by name, as `go tool pprof
+    /// -sample_index` takes it: `None` means the file's default sample
+    /// type, else the last type; a name (`inuse_space`, or `space` for
+    /// `inuse_space` in profiles with `space`) or a number picks one.
+    ///
+    /// ```
+    /// # #[cfg(feature = "cli")] {
+    /// let p = memprof::view::Profile::from_bytes(b"heap profile: 1: 8 [2: 16] @ heapprofile\n").unwrap();
+    /// assert_eq!(p.sample_index(None), Ok(3));
+    /// assert_eq!(p.sample_index(Some("alloc_space")), Ok(1));
+    /// assert!(p.sample_index(Some("cpu")).is_err());
+    /// # }
+    /// ```
+    pub fn sample_index(&self, name: Option<&str>) -> Result<usize, String> {
+        let kinds = || {
+            self.sample_types
+                .iter()
+                .map(|t| t.kind.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        if self.sample_types.is_empty() {
+            return Err("profile has no samples".to_owned());
+        }
+        let Some(name) = name else {
+            return Ok(self
+                .default_sample_type
+                .filter(|&i| i < self.sample_types.len())
+                .unwrap_or(self.sample_types.len() - 1));
+        };
+        if let Ok(i) = name.parse::<i64>() {
+            return usize::try_from(i)
+                .ok()
+                .filter(|&i| i < self.sample_types.len())
+                .ok_or_else(|| {
+                    format!(
+                        "sample_index {name} is outside the range [0..{}]",
+                        self.sample_types.len() - 1
+                    )
+                });
+        }
+        let no_inuse = name.strip_prefix("inuse_").unwrap_or(name);
+        self.sample_types
+            .iter()
+            .position(|t| t.kind == name || t.kind == no_inuse)
+            .ok_or_else(|| format!("sample_index {name:?} must be one of: {}", kinds()))
+    }
 }

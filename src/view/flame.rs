@@ -1,0 +1,118 @@
+//! Flame graphs of a profile, drawn by `inferno` (an SVG with zoom and
+//! search built in).
+//!
+//! [`folded`] gives the folded stacks inferno reads: one line per distinct
+//! stack, root first, frames joined by `;`, then the summed value for one
+//! sample type. Frames are function names (inlined calls are frames of
+//! their own); a `;` inside a name (Rust's `[T; N]`) becomes `:`, since
+//! `;` separates frames. Stacks whose sum is not positive are left out (a
+//! flame graph has no negative widths; a diff is drawn with
+//! [`diff_flame_svg`] instead).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::profile::Profile;
+
+/// Why a flame graph could not be drawn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlameError(String);
+
+impl fmt::Display for FlameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FlameError {}
+
+/// The folded stacks of `profile` for the sample type at `index`, sorted.
+pub fn folded(profile: &Profile, index: usize) -> Vec<String> {
+    let mut sums: BTreeMap<String, i64> = BTreeMap::new();
+    for s in &profile.samples {
+        let v = s.values.get(index).copied().unwrap_or(0);
+        if v == 0 || s.stack.is_empty() {
+            continue;
+        }
+        let names: Vec<String> = s
+            .stack
+            .iter()
+            .rev()
+            .filter_map(|&f| profile.frames.get(f as usize))
+            .map(|f| f.function.replace(';', ":"))
+            .collect();
+        let e = sums.entry(names.join(";")).or_insert(0);
+        *e = e.wrapping_add(v);
+    }
+    sums.into_iter()
+        .filter(|&(_, v)| v > 0)
+        .map(|(stack, v)| format!("{stack} {v}"))
+        .collect()
+}
+
+/// Inferno's options for a sample type: counts named `bytes` or
+/// `objects`.
+fn options<'a>(profile: &Profile, index: usize, title: &str) -> inferno::flamegraph::Options<'a> {
+    let mut opts = inferno::flamegraph::Options::default();
+    opts.title = title.to_owned();
+    opts.count_name = match profile.sample_types.get(index) {
+        Some(t) if t.unit == "bytes" => "bytes".to_owned(),
+        Some(t) if t.unit == "count" => "objects".to_owned(),
+        Some(t) => t.unit.clone(),
+        None => "samples".to_owned(),
+    };
+    opts
+}
+
+fn draw(
+    mut opts: inferno::flamegraph::Options<'_>,
+    lines: &[String],
+) -> Result<String, FlameError> {
+    if lines.is_empty() {
+        return Err(FlameError(
+            "no samples with a positive value to draw".to_owned(),
+        ));
+    }
+    let mut svg = Vec::new();
+    inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), &mut svg)
+        .map_err(|e| FlameError(format!("flame graph: {e}")))?;
+    String::from_utf8(svg).map_err(|_| FlameError("flame graph is not UTF-8".to_owned()))
+}
+
+/// An SVG flame graph of `profile` for the sample type at `index` (see
+/// [`Profile::sample_index`]), titled `title`.
+///
+/// ```
+/// use memprof::view::{flame_svg, Profile};
+/// let p = Profile::from_bytes(b"heap profile: 1: 8 [1: 8] @ heapprofile\n1: 8 [1: 8] @ 0x11\n#\t0x10\tleaf\ta.rs:1\n").unwrap();
+/// let svg = flame_svg(&p, 3, "inuse_space").unwrap();
+/// assert!(svg.contains("<title>leaf (8 bytes, 100%)</title>"));
+/// ```
+pub fn flame_svg(profile: &Profile, index: usize, title: &str) -> Result<String, FlameError> {
+    draw(options(profile, index, title), &folded(profile, index))
+}
+
+/// A differential flame graph: the shape of `profile`, each frame
+/// coloured by its growth (red) or shrinkage (blue) since `base`
+/// (`inferno::differential`, then `inferno::flamegraph`).
+pub fn diff_flame_svg(
+    base: &Profile,
+    profile: &Profile,
+    index: usize,
+    title: &str,
+) -> Result<String, FlameError> {
+    let before = folded(base, index).join("\n");
+    let after = folded(profile, index).join("\n");
+    let mut both = Vec::new();
+    inferno::differential::from_readers(
+        inferno::differential::Options::default(),
+        before.as_bytes(),
+        after.as_bytes(),
+        &mut both,
+    )
+    .map_err(|e| FlameError(format!("differential: {e}")))?;
+    let both =
+        String::from_utf8(both).map_err(|_| FlameError("differential is not UTF-8".to_owned()))?;
+    let lines: Vec<String> = both.lines().map(str::to_owned).collect();
+    draw(options(profile, index, title), &lines)
+}
