@@ -347,3 +347,116 @@ pub(crate) fn parse(data: &[u8]) -> Result<Profile, ReadError> {
         samples,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<Profile, ReadError> {
+        Profile::from_bytes(text.as_bytes())
+    }
+
+    #[test]
+    fn go_header_is_twice_the_rate_and_values_are_unsampled() {
+        let p =
+            read("heap profile: 1: 1024 [2: 2048] @ heap/1048576\n1: 1024 [2: 2048] @ 0x11 0x22\n")
+                .expect("read");
+        assert_eq!(p.period, 524288);
+        let (c, b) = scale_heap_sample(2, 2048, 524288);
+        let (ic, ib) = scale_heap_sample(1, 1024, 524288);
+        assert_eq!(p.samples[0].values, vec![c, b, ic, ib]);
+        // 1024 bytes at 512 KiB: sampled with probability ~0.2%.
+        assert!(b > 1_000_000, "{b}");
+        assert_eq!(
+            p.samples[0].num_labels,
+            vec![("bytes".into(), 1024, String::new())]
+        );
+        // Addresses are moved back onto the call.
+        let names: Vec<&str> = p.samples[0]
+            .stack
+            .iter()
+            .map(|&f| p.frames[f as usize].function.as_str())
+            .collect();
+        assert_eq!(names, ["0x10", "0x21"]);
+    }
+
+    #[test]
+    fn heap_v2_and_heapprofile_headers() {
+        let v2 =
+            read("heap profile: 1: 10 [1: 10] @ heap_v2/4096\n1: 10 [1: 10] @ 0x5\n").expect("v2");
+        assert_eq!(v2.period, 4096);
+        assert_eq!(
+            v2.sample_types.len(),
+            2,
+            "alloc figures equal in-use: two types"
+        );
+        let (c, b) = scale_heap_sample(1, 10, 4096);
+        assert_eq!(v2.samples[0].values, vec![c, b]);
+        let exact = read("heap profile: 1: 10 [3: 30] @ heapprofile\n1: 10 [3: 30] @ 0x5\n")
+            .expect("exact");
+        assert_eq!(exact.samples[0].values, vec![3, 30, 1, 10]);
+    }
+
+    #[test]
+    fn symbol_lines_name_frames_inlined_first() {
+        let p = read(
+            "heap profile: 1: 8 [1: 8] @ heapprofile\n\
+             1: 8 [1: 8] @ 0x11 0x21\n\
+             #\t0x10\tinner+0x4\ta.rs:3\n\
+             #\t0x10\touter+0x10\ta.rs:9\n\
+             #\t0x20\tmain.main+0x27\t\tmain.go:20\n",
+        )
+        .expect("read");
+        let frames: Vec<(&str, &str, i64, bool)> = p.samples[0]
+            .stack
+            .iter()
+            .map(|&f| {
+                let f = &p.frames[f as usize];
+                (f.function.as_str(), f.file.as_str(), f.line, f.inlined)
+            })
+            .collect();
+        assert_eq!(
+            frames,
+            [
+                ("inner", "a.rs", 3, true),
+                ("outer", "a.rs", 9, false),
+                ("main.main", "main.go", 20, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_errors_with_their_number() {
+        let e =
+            read("heap profile: 1: 8 [1: 8] @ heapprofile\n1: 8 [1: 8] @ 0x11\nfoo\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 3: not a heap sample (want `N: N [N: N] @ 0x...`)"
+        );
+        let e = read("heap profile: 1: 8 [1: 8] @ heapprofile\n0: 8 [0: 8] @ 0x11\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 2: inuse count was 0 but inuse bytes was 8"
+        );
+        let e = read("heap profile: 1: 8 [1: 8] @ cpu/1\n").unwrap_err();
+        assert_eq!(e.to_string(), "line 1: unrecognized heap profile header");
+        let e =
+            read("heap profile: 1: 8 [1: 8] @ heapprofile\n1: 8 [1: 8] @ 0x1ffffffffffffffff\n")
+                .unwrap_err();
+        assert!(e.to_string().starts_with("line 2: bad address"), "{e}");
+        let e =
+            read("heap profile: 1: 8 [1: 8] @ heapprofile\n99999999999999999999: 8 [1: 8] @ 0x1\n")
+                .unwrap_err();
+        assert!(e.to_string().contains("out of range"), "{e}");
+    }
+
+    #[test]
+    fn reading_stops_at_the_memory_map() {
+        let p = read(
+            "heap profile: 1: 8 [1: 8] @ heapprofile\n1: 8 [1: 8] @ 0x11\n\n\
+             --- Memory map: ---\n00400000-00401000 r-xp 00000000 00:00 0 /bin/x\n",
+        )
+        .expect("read");
+        assert_eq!(p.samples.len(), 1);
+    }
+}

@@ -144,10 +144,14 @@ impl Profile {
 /// Inflates a gzip stream (several members are read as one, as Go does),
 /// at most [`MAX_DECOMPRESSED`] bytes.
 fn gunzip(bytes: &[u8]) -> Result<Vec<u8>, ReadError> {
+    gunzip_capped(bytes, MAX_DECOMPRESSED)
+}
+
+fn gunzip_capped(bytes: &[u8], cap: u64) -> Result<Vec<u8>, ReadError> {
     let mut out = Vec::new();
     let decoder = flate2::read::MultiGzDecoder::new(bytes);
-    match decoder.take(MAX_DECOMPRESSED + 1).read_to_end(&mut out) {
-        Ok(n) if n as u64 > MAX_DECOMPRESSED => Err(ReadError::TooLarge),
+    match decoder.take(cap + 1).read_to_end(&mut out) {
+        Ok(n) if n as u64 > cap => Err(ReadError::TooLarge),
         Ok(_) => Ok(out),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(ReadError::TruncatedGzip),
         Err(e) => Err(ReadError::CorruptGzip(e.to_string())),
@@ -339,11 +343,13 @@ fn from_proto(p: &proto::Profile) -> Result<Profile, ReadError> {
 /// (`__rust_alloc`, `alloc::alloc::realloc`, ...), which only say "this
 /// allocated", but never a sample's last frame.
 pub(crate) fn drop_alloc_plumbing(profile: &mut Profile) {
-    let plumbing: Vec<bool> = profile
-        .frames
-        .iter()
-        .map(|f| is_alloc_plumbing(&f.function))
-        .collect();
+    drop_leaf_run(profile, is_alloc_plumbing);
+}
+
+/// Drops the leaf-side run of frames `drop` names from each sample, but
+/// never a sample's last frame.
+fn drop_leaf_run(profile: &mut Profile, drop: impl Fn(&str) -> bool) {
+    let plumbing: Vec<bool> = profile.frames.iter().map(|f| drop(&f.function)).collect();
     if !plumbing.contains(&true) {
         return;
     }
@@ -361,4 +367,240 @@ pub(crate) fn drop_alloc_plumbing(profile: &mut Profile) {
 /// Placeholder until `crate::symbolize::is_alloc_plumbing` lands on main.
 fn is_alloc_plumbing(_name: &str) -> bool {
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const GO_HEAP: &[u8] = include_bytes!("../../tests/data/go1.19-heap-rate512k.pb.gz");
+    const GO_ALLOCS: &[u8] = include_bytes!("../../tests/data/go1.19-allocs-rate512k.pb.gz");
+    const GO_TEXT: &[u8] = include_bytes!("../../tests/data/go1.19-heap-rate512k.txt");
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(bytes).expect("gzip");
+        e.finish().expect("gzip")
+    }
+
+    fn raw(gz: &[u8]) -> Vec<u8> {
+        gunzip(gz).expect("gunzip")
+    }
+
+    fn decoded(gz: &[u8]) -> proto::Profile {
+        proto::Profile::decode(&raw(gz)[..]).expect("decode")
+    }
+
+    fn encode(p: &proto::Profile) -> Vec<u8> {
+        p.encode_to_vec()
+    }
+
+    /// A tiny xorshift, so the corruption is the same on every run.
+    fn rng(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    #[test]
+    fn reads_go_heap_profiles_gzip_and_raw() {
+        let p = Profile::from_bytes(GO_HEAP).expect("gzip");
+        assert_eq!(p.sample_types.len(), 4);
+        assert_eq!(p.sample_types[3].kind, "inuse_space");
+        assert_eq!(p.period, 524288);
+        assert!(p.frames.iter().any(|f| f.function == "main.allocA"));
+        assert_eq!(Profile::from_bytes(&raw(GO_HEAP)).expect("raw"), p);
+        for s in &p.samples {
+            assert_eq!(s.values.len(), 4);
+            assert!(s.stack.iter().all(|&f| (f as usize) < p.frames.len()));
+        }
+        let allocs = Profile::from_bytes(GO_ALLOCS).expect("allocs");
+        assert_eq!(allocs.default_sample_type, Some(1), "alloc_space");
+    }
+
+    #[test]
+    fn inline_frames_expand_innermost_first() {
+        let mut p = decoded(GO_HEAP);
+        // Give the first location a second (inlined) line: function 1
+        // inlined into whatever the location was.
+        let f = p.function[0].id;
+        let loc = &mut p.location[0];
+        let outer = loc.line[0].function_id;
+        loc.line.insert(
+            0,
+            proto::Line {
+                function_id: f,
+                line: 7,
+            },
+        );
+        let id = loc.id;
+        let read = Profile::from_bytes(&encode(&p)).expect("read");
+        let s = p
+            .sample
+            .iter()
+            .position(|s| s.location_id.contains(&id))
+            .expect("a sample uses location 0");
+        let at = p.sample[s]
+            .location_id
+            .iter()
+            .position(|&l| l == id)
+            .expect("loc");
+        let stack = &read.samples[s].stack;
+        // Locations before `at` each gave one frame (Go's have no inlining).
+        let inner = &read.frames[stack[at] as usize];
+        let outer_frame = &read.frames[stack[at + 1] as usize];
+        let name = |fid: u64| {
+            let f = p.function.iter().find(|f| f.id == fid).expect("function");
+            p.string_table[f.name as usize].clone()
+        };
+        assert_eq!((inner.function.clone(), inner.inlined), (name(f), true));
+        assert_eq!(
+            (outer_frame.function.clone(), outer_frame.inlined),
+            (name(outer), false)
+        );
+    }
+
+    #[test]
+    fn bad_indices_are_errors_that_say_which() {
+        let mut p = decoded(GO_HEAP);
+        p.function[0].name = 57_000;
+        let e = Profile::from_bytes(&encode(&p)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "malformed profile: string index 57000 out of range"
+        );
+
+        let mut p = decoded(GO_HEAP);
+        p.sample[0].location_id[0] = 12_345;
+        let e = Profile::from_bytes(&encode(&p)).unwrap_err();
+        assert_eq!(e.to_string(), "malformed profile: location 12345 not found");
+
+        let mut p = decoded(GO_HEAP);
+        p.location[0].line[0].function_id = 999;
+        let e = Profile::from_bytes(&encode(&p)).unwrap_err();
+        assert_eq!(e.to_string(), "malformed profile: function 999 not found");
+
+        let mut p = decoded(GO_HEAP);
+        p.sample[0].value.pop();
+        let e = Profile::from_bytes(&encode(&p)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "malformed profile: sample has 3 values, want 4"
+        );
+
+        let mut p = decoded(GO_HEAP);
+        p.sample_type[0].r#type = -1;
+        let e = Profile::from_bytes(&encode(&p)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "malformed profile: string index -1 out of range"
+        );
+    }
+
+    #[test]
+    fn other_files_are_clear_errors() {
+        let msg = |b: &[u8]| Profile::from_bytes(b).unwrap_err().to_string();
+        assert_eq!(msg(b""), "empty file");
+        assert_eq!(
+            msg(b"hello, world\n"),
+            "not a pprof profile or Go heap text"
+        );
+        assert_eq!(msg(&GO_HEAP[..GO_HEAP.len() / 2]), "truncated gzip stream");
+        assert_eq!(msg(&gzip(b"")), "empty file");
+        assert!(msg(&[0x1f, 0x8b, 0, 0, 0, 0]).contains("gzip"));
+    }
+
+    #[test]
+    fn gzip_output_is_capped() {
+        // 8 MiB of zeros inflate from a few KiB: over a 1 MiB cap, refused;
+        // at the cap exactly, read.
+        let bomb = gzip(&vec![0u8; 8 << 20]);
+        assert!(bomb.len() < 64 << 10);
+        let e = gunzip_capped(&bomb, 1 << 20).unwrap_err();
+        assert!(matches!(e, ReadError::TooLarge), "{e}");
+        assert_eq!(
+            gunzip_capped(&bomb, 8 << 20).expect("at the cap").len(),
+            8 << 20
+        );
+        assert_eq!(MAX_DECOMPRESSED, 1 << 30);
+    }
+
+    /// Every prefix of a profile (and of its raw proto, and of Go's text)
+    /// reads as Ok or Err, never a panic.
+    #[test]
+    fn truncated_inputs_never_panic() {
+        let raw_heap = raw(GO_HEAP);
+        for input in [GO_HEAP, GO_ALLOCS, &raw_heap[..], GO_TEXT] {
+            let step = (input.len() / 1500).max(1);
+            for end in (0..input.len()).step_by(step) {
+                let _ = Profile::from_bytes(&input[..end]);
+            }
+        }
+    }
+
+    /// Flipped bytes anywhere (in the gzip stream, the raw proto, the text)
+    /// read as Ok or Err, never a panic; a profile read is consistent.
+    #[test]
+    fn corrupted_inputs_never_panic() {
+        let raw_heap = raw(GO_HEAP);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for input in [GO_HEAP, &raw_heap[..], GO_TEXT] {
+            for _ in 0..3000 {
+                let mut bytes = input.to_vec();
+                for _ in 0..1 + rng(&mut seed) % 4 {
+                    let at = (rng(&mut seed) % bytes.len() as u64) as usize;
+                    bytes[at] ^= 1 << (rng(&mut seed) % 8);
+                }
+                if let Ok(p) = Profile::from_bytes(&bytes) {
+                    for s in &p.samples {
+                        assert_eq!(s.values.len(), p.sample_types.len());
+                        assert!(s.stack.iter().all(|&f| (f as usize) < p.frames.len()));
+                    }
+                    let _ = super::super::Top::new(&p, &Default::default());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn plumbing_leaf_run_is_dropped_but_never_the_whole_stack() {
+        let frame = |name: &str| Frame {
+            function: name.to_owned(),
+            file: String::new(),
+            line: 0,
+            inlined: false,
+        };
+        let mut p = Profile {
+            sample_types: vec![ValueType {
+                kind: "inuse_space".into(),
+                unit: "bytes".into(),
+            }],
+            frames: vec![
+                frame("__rust_alloc"),
+                frame("alloc::alloc::realloc"),
+                frame("main"),
+            ],
+            samples: vec![
+                Sample {
+                    stack: vec![0, 1, 2],
+                    values: vec![8],
+                    labels: vec![],
+                    num_labels: vec![],
+                },
+                Sample {
+                    stack: vec![0, 1],
+                    values: vec![8],
+                    labels: vec![],
+                    num_labels: vec![],
+                },
+            ],
+            ..Profile::default()
+        };
+        let plumbing = |n: &str| n == "__rust_alloc" || n == "alloc::alloc::realloc";
+        drop_leaf_run(&mut p, plumbing);
+        assert_eq!(p.samples[0].stack, vec![2]);
+        assert_eq!(p.samples[1].stack, vec![1]);
+    }
 }

@@ -143,7 +143,8 @@ mod tests {
         assert_eq!(percentage(1, 3), "33.33%");
         assert_eq!(percentage(5, 1000), "  0.5%");
         assert_eq!(percentage(12345, 100_000_000), "0.012%");
-        assert_eq!(percentage(1234, 100_000_000_0), "1.2e-05%");
+        assert_eq!(percentage(1234, 10_000_000_000), "1.2e-05%");
+        assert_eq!(percentage(1234, 1_000_000_000), "0.00012%");
         assert_eq!(percentage(0, 10), "    0%");
         assert_eq!(percentage(-1, 4), "25.00%");
     }
