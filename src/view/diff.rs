@@ -63,6 +63,12 @@ pub fn diff(base: &Profile, profile: &Profile) -> Result<Profile, DiffError> {
         )));
     }
     let mut out = profile.clone();
+    // pprof's merge keeps each distinct comment once, the profile's first.
+    for c in &base.comments {
+        if !out.comments.contains(c) {
+            out.comments.push(c.clone());
+        }
+    }
     let mut ids: HashMap<Frame, FrameId> = out
         .frames
         .iter()

@@ -27,7 +27,9 @@
 //! `<unknown>` node without the binary). Here, when a `#` line names the
 //! function at an address (Go and memprof write one per frame, inlined
 //! calls first), that address gets those frames; an address no `#` line
-//! names is a frame named by its hex address.
+//! names is a frame named by its hex address. A stack memprof marks
+//! truncated (`#\tmemprof::truncated`) ends in a `memprof::truncated` root
+//! frame, as in memprof's pprof files.
 //!
 //! Invariants: no input panics; numbers that do not fit an `i64` (or a
 //! `u64` address) are errors, as in pprof.
@@ -36,6 +38,7 @@ use std::collections::HashMap;
 
 use super::profile::{Frame, Profile, Sample, ValueType};
 use super::read::{address_name, Frames, ReadError};
+use crate::encode::TRUNCATED;
 
 /// Whether `data` looks like legacy heap text: its first line holds
 /// `heap profile:`.
@@ -266,7 +269,7 @@ pub(crate) fn parse(data: &[u8]) -> Result<Profile, ReadError> {
 
     // (values, blocksize, adjusted addresses) per sample, and the frames
     // `#` lines give each adjusted address (first sample naming it wins).
-    let mut raw: Vec<(Vec<i64>, i64, Vec<u64>)> = Vec::new();
+    let mut raw: Vec<(Vec<i64>, i64, Vec<u64>, bool)> = Vec::new();
     let mut symbols: HashMap<u64, Vec<Frame>> = HashMap::new();
     let mut current: HashMap<u64, Vec<Frame>> = HashMap::new();
     let flush = |current: &mut HashMap<u64, Vec<Frame>>, symbols: &mut HashMap<u64, Vec<Frame>>| {
@@ -284,7 +287,11 @@ pub(crate) fn parse(data: &[u8]) -> Result<Profile, ReadError> {
             continue;
         }
         if line.starts_with('#') {
-            if let Some((addr, frame)) = symbol_line(line) {
+            if line[1..].trim() == TRUNCATED {
+                if let Some(last) = raw.last_mut() {
+                    last.3 = true;
+                }
+            } else if let Some((addr, frame)) = symbol_line(line) {
                 current.entry(addr).or_default().push(frame);
             }
             continue;
@@ -293,14 +300,14 @@ pub(crate) fn parse(data: &[u8]) -> Result<Profile, ReadError> {
         let (values, blocksize, addrs) = sample_line(line, no, sampling, has_alloc)?;
         // Return addresses point after the call: back up onto it.
         let addrs = addrs.into_iter().map(|a| a.wrapping_sub(1)).collect();
-        raw.push((values, blocksize, addrs));
+        raw.push((values, blocksize, addrs, false));
     }
     flush(&mut current, &mut symbols);
 
     let mut frames = Frames::default();
     let mut address_frames: HashMap<u64, Vec<u32>> = HashMap::new();
     let mut samples = Vec::with_capacity(raw.len());
-    for (values, blocksize, addrs) in raw {
+    for (values, blocksize, addrs, truncated) in raw {
         let mut stack = Vec::with_capacity(addrs.len());
         for addr in addrs {
             if let Some(ids) = address_frames.get(&addr) {
@@ -326,6 +333,14 @@ pub(crate) fn parse(data: &[u8]) -> Result<Profile, ReadError> {
                 .collect::<Result<Vec<_>, _>>()?;
             stack.extend_from_slice(&ids);
             address_frames.insert(addr, ids);
+        }
+        if truncated {
+            stack.push(frames.id(Frame {
+                function: TRUNCATED.to_owned(),
+                file: String::new(),
+                line: 0,
+                inlined: false,
+            })?);
         }
         samples.push(Sample {
             stack,
@@ -377,7 +392,7 @@ mod tests {
             .iter()
             .map(|&f| p.frames[f as usize].function.as_str())
             .collect();
-        assert_eq!(names, ["0x10", "0x21"]);
+        assert_eq!(names, ["0000000000000010", "0000000000000021"]);
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub type FrameId = u32;
 /// One frame of a stack: a function at a source line.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Frame {
-    /// The function's (demangled) name, or the address in hex when the
+    /// The function's (demangled) name, or the address (16 hex digits,
+    /// as `go tool pprof -addresses` shows it) when the
     /// profile left it unnamed.
     pub function: String,
     /// The source file, or "" when unknown.

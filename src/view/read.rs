@@ -177,9 +177,10 @@ impl Frames {
     }
 }
 
-/// The name a frame gets when the profile gives no function: its address.
+/// The name a frame gets when the profile gives no function: its address,
+/// 16 hex digits, as `go tool pprof -addresses` names it.
 pub(crate) fn address_name(address: u64) -> String {
-    format!("{address:#x}")
+    format!("{address:016x}")
 }
 
 /// Checked access to `string_table`.
