@@ -286,8 +286,8 @@ pub(crate) fn parse(data: &[u8]) -> Result<Profile, ReadError> {
         if line.is_empty() {
             continue;
         }
-        if line.starts_with('#') {
-            if line[1..].trim() == TRUNCATED {
+        if let Some(comment) = line.strip_prefix('#') {
+            if comment.trim() == TRUNCATED {
                 if let Some(last) = raw.last_mut() {
                     last.3 = true;
                 }
