@@ -84,9 +84,10 @@ fn draw(
 ///
 /// ```
 /// use memprof::view::{flame_svg, Profile};
-/// let p = Profile::from_bytes(b"heap profile: 1: 8 [1: 8] @ heapprofile\n1: 8 [1: 8] @ 0x11\n#\t0x10\tleaf\ta.rs:1\n").unwrap();
+/// let text = b"heap profile: 1: 8 [2: 16] @ heapprofile\n1: 8 [2: 16] @ 0x11\n#\t0x10\tleaf\ta.rs:1\n";
+/// let p = Profile::from_bytes(text).unwrap();
 /// let svg = flame_svg(&p, 3, "inuse_space").unwrap();
-/// assert!(svg.contains("<title>leaf (8 bytes, 100%)</title>"));
+/// assert!(svg.contains("<title>leaf (8 bytes, 100.00%)</title>"));
 /// ```
 pub fn flame_svg(profile: &Profile, index: usize, title: &str) -> Result<String, FlameError> {
     draw(options(profile, index, title), &folded(profile, index))
