@@ -286,7 +286,12 @@ fn module_of(pc: usize) -> Option<(String, usize)> {
 ///    tests), the leading frames of memprof itself (outside its `tests`
 ///    modules), of the `backtrace` crate and of the libgcc unwinder
 ///    (`_Unwind_*`) are hidden.
-/// 3. If that would hide every frame, nothing is hidden.
+/// 3. Then the standard library's allocation plumbing right above that
+///    ([`is_alloc_plumbing`]: `alloc::alloc::realloc`,
+///    `Global::grow_impl`, ...) is hidden too, as Go hides
+///    `runtime.mallocgc`, so a profile's flat sites are `RawVec` growth,
+///    `Box::new`, `String::push_str` and the caller's own functions.
+/// 4. If that would hide every frame, nothing is hidden.
 ///
 /// Rule 1 matches on exact names, so it also works with the short names of
 /// `debug = "line-tables-only"` builds, where rule 2's paths are missing.
@@ -301,6 +306,11 @@ pub(crate) fn profiler_frames(names: &[&str]) -> usize {
         }
         None => names.iter().take_while(|n| is_profiler_fn(n)).count(),
     };
+    let cut = cut
+        + names[cut..]
+            .iter()
+            .take_while(|n| is_alloc_plumbing(n))
+            .count();
     if cut == names.len() {
         0
     } else {
@@ -316,6 +326,21 @@ fn is_alloc_shim(name: &str) -> bool {
         "__rust_alloc" | "__rust_alloc_zeroed" | "__rust_realloc" | "__rust_dealloc"
     ) || name.starts_with("__rg_")
         || name.starts_with("__rdl_")
+}
+
+/// The standard library's allocation plumbing between a container and the
+/// global allocator: the free functions of `alloc::alloc` (`alloc`,
+/// `alloc_zeroed`, `realloc`, `dealloc`, `exchange_malloc`) and the
+/// methods of `alloc::alloc::Global` (`alloc_impl`, `grow_impl`,
+/// `<Global as Allocator>::grow`, ...), and the allocator shims. Hidden at
+/// the leaf end of every stack we write, and by the viewer when it reads a
+/// profile that still has them. `alloc::raw_vec`, `Box::new` and the other
+/// containers stay: they say what grew.
+pub(crate) fn is_alloc_plumbing(name: &str) -> bool {
+    name.starts_with("alloc::alloc::")
+        || name.starts_with("<alloc::alloc::Global>::")
+        || name.starts_with("<alloc::alloc::Global as ")
+        || is_alloc_shim(name)
 }
 
 /// Stands for a frame recognised by its source file (below), for rule 2.
@@ -472,7 +497,43 @@ pub(crate) mod tests {
             "alloc::raw_vec::finish_grow",
             "myapp::load",
         ];
-        assert_eq!(profiler_frames(&names), 5);
+        // ... and `alloc::alloc::alloc` above the shim: plumbing.
+        assert_eq!(profiler_frames(&names), 6);
+    }
+
+    #[test]
+    fn trimming_hides_the_allocation_plumbing_above_the_shim() {
+        let names = [
+            "memprof::stack::capture",
+            "__rustc::__rust_realloc",
+            "alloc::alloc::realloc",
+            "<alloc::alloc::Global>::grow_impl_runtime",
+            "<alloc::alloc::Global>::grow_impl",
+            "<alloc::alloc::Global as core::alloc::Allocator>::grow",
+            "alloc::raw_vec::RawVecInner<A>::finish_grow",
+            "<alloc::string::String>::push_str",
+            "myapp::load",
+        ];
+        assert_eq!(
+            names[profiler_frames(&names)],
+            "alloc::raw_vec::RawVecInner<A>::finish_grow"
+        );
+        let boxed = [
+            "__rust_alloc",
+            "alloc::alloc::alloc",
+            "<alloc::alloc::Global>::alloc_impl",
+            "alloc::alloc::exchange_malloc",
+            "<alloc::boxed::Box<T>>::new",
+            "myapp::load",
+        ];
+        assert_eq!(
+            boxed[profiler_frames(&boxed)],
+            "<alloc::boxed::Box<T>>::new"
+        );
+        // A stack of nothing but plumbing keeps everything (rule 4).
+        assert_eq!(profiler_frames(&["__rust_alloc", "alloc::alloc::alloc"]), 0);
+        // A user's own `alloc` module is not the standard library's.
+        assert!(!is_alloc_plumbing("myapp::alloc::alloc"));
     }
 
     #[test]
