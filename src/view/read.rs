@@ -343,8 +343,10 @@ fn from_proto(p: &proto::Profile) -> Result<Profile, ReadError> {
 /// Drops, from each sample, the leaf-side run of allocator plumbing frames
 /// (`__rust_alloc`, `alloc::alloc::realloc`, ...), which only say "this
 /// allocated", but never a sample's last frame.
+/// memprof trims these when it writes a profile; files written before it
+/// did, or by other Rust profilers, still have them.
 pub(crate) fn drop_alloc_plumbing(profile: &mut Profile) {
-    drop_leaf_run(profile, is_alloc_plumbing);
+    drop_leaf_run(profile, crate::symbolize::is_alloc_plumbing);
 }
 
 /// Drops the leaf-side run of frames `drop` names from each sample, but
@@ -363,11 +365,6 @@ fn drop_leaf_run(profile: &mut Profile, drop: impl Fn(&str) -> bool) {
             .min(sample.stack.len().saturating_sub(1));
         sample.stack.drain(..run);
     }
-}
-
-/// Placeholder until `crate::symbolize::is_alloc_plumbing` lands on main.
-fn is_alloc_plumbing(_name: &str) -> bool {
-    false
 }
 
 #[cfg(test)]
@@ -599,9 +596,21 @@ mod tests {
             ],
             ..Profile::default()
         };
-        let plumbing = |n: &str| n == "__rust_alloc" || n == "alloc::alloc::realloc";
-        drop_leaf_run(&mut p, plumbing);
+        drop_alloc_plumbing(&mut p);
         assert_eq!(p.samples[0].stack, vec![2]);
         assert_eq!(p.samples[1].stack, vec![1]);
+        // Read from a file: `<Global as Allocator>::grow` and
+        // `alloc::alloc::realloc` go, the `RawVec` growth stays the leaf.
+        let text = "heap profile: 1: 8 [1: 8] @ heapprofile\n1: 8 [1: 8] @ 0x11 0x21 0x31\n\
+                    #\t0x10\talloc::alloc::realloc\tx.rs:1\n\
+                    #\t0x20\t<alloc::alloc::Global as core::alloc::Allocator>::grow\tx.rs:2\n\
+                    #\t0x30\talloc::raw_vec::RawVecInner<A>::grow_amortized\tx.rs:3\n";
+        let p = Profile::from_bytes(text.as_bytes()).expect("read");
+        let leaf = p.samples[0].stack[0] as usize;
+        assert_eq!(
+            p.frames[leaf].function,
+            "alloc::raw_vec::RawVecInner<A>::grow_amortized"
+        );
+        assert_eq!(p.samples[0].stack.len(), 1);
     }
 }

@@ -260,11 +260,20 @@ impl Top {
             })
         };
         order(&full, &mut kept);
-        if options.node_count > 0 {
+        let cut_by_count = options.node_count > 0 && kept.len() > options.node_count;
+        if cut_by_count {
             kept.truncate(options.node_count);
         }
         let set: HashSet<usize> = kept.iter().copied().collect();
-        let g = build(profile, index, &node_of, names.len(), Some(&set));
+        // pprof rebuilds the graph over the kept nodes only when some were
+        // cut; otherwise it keeps the first one, whose edges still include
+        // those from functions that summed to zero (which count for the
+        // `(inline)` mark).
+        let g = if (node_cutoff > 0 && dropped > 0) || cut_by_count {
+            build(profile, index, &node_of, names.len(), Some(&set))
+        } else {
+            full
+        };
         let mut shown_nodes: Vec<usize> =
             live(&g).into_iter().filter(|n| set.contains(n)).collect();
         order(&g, &mut shown_nodes);
