@@ -152,6 +152,13 @@
 //!   `/debug/pprof/allocs` endpoints of Go's `net/http/pprof`, as a small
 //!   built-in server (`memprof::http::serve`) or a function to mount in any
 //!   web framework (`memprof::http::handle`). Uses only std.
+//! - `cli` (off by default): the `memprof` viewer binary and
+//!   `memprof::view`, which read any pprof heap profile
+//!   (Go's included) or Go's `debug=1` text without Go: `memprof top FILE`
+//!   (the table `go tool pprof -top` prints), `memprof flame FILE -o
+//!   out.svg` (an `inferno` flame graph), `memprof diff BASE FILE` (growth,
+//!   as `-diff_base`). Install with `cargo install memprof --features cli`.
+//!   Adds `clap` and `inferno`.
 #![deny(missing_docs)]
 
 // The sampled-block region needs 8 GiB .. 2 TiB of address space and the
