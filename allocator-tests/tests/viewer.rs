@@ -139,7 +139,11 @@ fn address_rows(line: &str) -> String {
     };
     // Rows: "<flat> <flat%> <sum%> <cum> <cum%>  <name>".
     let cols = line.split_whitespace().count();
-    if cols < 7 || !line.trim_start().starts_with(|c: char| c.is_ascii_digit()) {
+    if cols < 7
+        || !line
+            .trim_start()
+            .starts_with(|c: char| c.is_ascii_digit() || c == '-')
+    {
         return line.to_owned();
     }
     let name_at = line.rfind("  ").unwrap_or(at) + 2;
@@ -399,4 +403,82 @@ fn flame_graph_frames_carry_the_tables_numbers() {
     assert_eq!(site.cum, 6 * 3000);
     assert_eq!(title_value(&svg, &site.name), site.cum);
     assert!(svg.contains(&format!("<title>{} (", site.name)));
+}
+
+/// A tiny xorshift, so the random profiles are the same on every run.
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// A random legacy heap profile (addresses only): recursion (repeated
+/// addresses), shared callers, sizes from 8 B to 1 MiB, sampled or not.
+fn random_text(seed: &mut u64) -> String {
+    let header = match next(seed) % 3 {
+        0 => "heapprofile".to_owned(),
+        1 => "heap_v2/4096".to_owned(),
+        _ => "heap/1048576".to_owned(),
+    };
+    let mut lines = Vec::new();
+    let mut total = [0u64; 4];
+    for _ in 0..1 + next(seed) % 40 {
+        let size = [8u64, 100, 4096, 1 << 20][(next(seed) % 4) as usize];
+        let inuse = next(seed) % 4;
+        let alloc = inuse + next(seed) % 4;
+        if alloc == 0 {
+            continue;
+        }
+        let depth = 1 + next(seed) % 12;
+        let stack: Vec<String> = (0..depth)
+            .map(|_| format!("{:#x}", 0x401000 + 0x10 * (next(seed) % 15)))
+            .collect();
+        let row = [inuse, inuse * size, alloc, alloc * size];
+        for (t, v) in total.iter_mut().zip(row) {
+            *t += v;
+        }
+        lines.push(format!(
+            "{}: {} [{}: {}] @ {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            stack.join(" ")
+        ));
+    }
+    format!(
+        "heap profile: {}: {} [{}: {}] @ {header}\n{}\n",
+        total[0],
+        total[1],
+        total[2],
+        total[3] + 1,
+        lines.join("\n")
+    )
+}
+
+/// Random profiles (and diffs of them) give the table `go tool pprof`
+/// gives: recursion, ties, node cuts and un-sampling included.
+#[test]
+fn top_matches_go_on_random_legacy_profiles() {
+    let dir = temp_dir("viewer-random");
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let flags = ["-addresses", "-symbolize=none"];
+    let mut previous: Option<(PathBuf, Profile)> = None;
+    for i in 0..12 {
+        let text = random_text(&mut seed);
+        let path = dir.join(format!("random-{i}.txt"));
+        std::fs::write(&path, &text).expect("write");
+        let profile =
+            Profile::from_bytes(text.as_bytes()).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+        assert_top_matches(&profile, &path, &flags, address_rows);
+        if let Some((base_path, base)) = previous.take() {
+            let flag = format!("-diff_base={}", base_path.display());
+            let d = diff(&base, &profile).expect("diff");
+            let mut all = flags.to_vec();
+            all.push(&flag);
+            assert_top_matches(&d, &path, &all, address_rows);
+        }
+        previous = Some((path, profile));
+    }
 }
