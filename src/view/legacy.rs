@@ -187,7 +187,7 @@ fn sample_line(
             ));
         }
         if count != 0 {
-            blocksize = size / count;
+            blocksize = size.wrapping_div(count);
             if let Sampling::Poisson(rate) = sampling {
                 (count, size) = scale_heap_sample(count, size, rate);
             }
@@ -463,6 +463,22 @@ mod tests {
             read("heap profile: 1: 8 [1: 8] @ heapprofile\n99999999999999999999: 8 [1: 8] @ 0x1\n")
                 .unwrap_err();
         assert!(e.to_string().contains("out of range"), "{e}");
+    }
+
+    #[test]
+    fn extreme_numbers_do_not_panic() {
+        for line in [
+            "-1: -9223372036854775808 [0: 0] @ 0x1",
+            "9223372036854775807: 9223372036854775807 [9223372036854775807: 9223372036854775807] @ 0x0",
+            "-9223372036854775808: -1 [1: 1] @ 0xffffffffffffffff",
+        ] {
+            for header in ["heap_v2/1", "heap/1048576", "heapprofile"] {
+                let text = format!("heap profile: 1: 2 [3: 4] @ {header}\n{line}\n");
+                if let Ok(p) = read(&text) {
+                    let _ = super::super::Top::new(&p, &Default::default()).map(|t| t.render());
+                }
+            }
+        }
     }
 
     #[test]
