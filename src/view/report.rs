@@ -96,7 +96,7 @@ pub fn report_html(profile: &Profile, opts: &ReportOptions<'_>) -> String {
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<header>\n<h1>{title}</h1>\n"
+         <title>{title}</title>\n<link rel=\"icon\" href=\"data:,\">\n<style>\n{CSS}</style>\n</head>\n<body>\n<header>\n<h1>{title}</h1>\n"
     );
     nav(&mut h, &opts.links);
     summary(&mut h, profile);
@@ -235,7 +235,7 @@ fn flame(h: &mut String, p: &Profile, i: usize, id: &str, shown: bool, class: &s
             // document may not rewrite (it throws).
             let start = svg.find("<svg").unwrap_or(0);
             let doc = format!(
-                "<!DOCTYPE html><meta charset=\"utf-8\"><style>html,body{{margin:0}}</style>\
+                "<!DOCTYPE html><meta charset=\"utf-8\"><style>html,body{{margin:0}}svg{{display:block;width:100%}}</style>\
                  <script>history.replaceState=function(){{}};</script>{}",
                 &svg[start..]
             );
@@ -715,7 +715,9 @@ mod tests {
         ));
         assert!(html.contains("<td>0B</td><td>0.00%</td><td>100.00%</td><td>3MB</td><td>100.00%</td><td class=\"fn\">main</td>"));
         // No external resources.
-        assert!(!html.contains(" src=\"") && !html.contains("<link") && !html.contains("url(http"));
+        assert!(!html.contains(" src=\"") && !html.contains("url(http"));
+        assert!(!html.contains("href=\"http") && !html.contains("href=\"//"));
+        assert_eq!(html.matches("<link").count(), 1, "the empty icon only");
         // Comments shown, no labels, ages or peak.
         assert!(html.contains("id=\"comments\""));
         assert!(!html.contains("id=\"labels\""));
