@@ -696,11 +696,11 @@ mod tests {
         let html = report_html(&profile(), &ReportOptions::default());
         for i in 0..4 {
             assert!(html.contains(&format!("id=\"top-{i}\"")), "top-{i}");
-            assert!(
-                html.contains(&format!("<iframe class=\"flame")),
-                "flame-{i}"
+            let flame = format!(
+                "<iframe class=\"flame{}\" id=\"flame-{i}\"",
+                if i == 3 { "" } else { " off" }
             );
-            assert!(html.contains(&format!("id=\"flame-{i}\"")), "flame-{i}");
+            assert!(html.contains(&flame), "flame-{i}");
         }
         // Opens on the last type (inuse_space), the others hidden.
         assert!(html.contains("<option value=\"3\" selected>inuse_space</option>"));
