@@ -18,6 +18,8 @@
 //   "unzoomed": { ... },
 //   "search": { "fill": "rgb(...)", "origFill": "rgb(...)", "matched": "Matched: P%",
 //               "rowsMatched": n },
+//   "switch": [{ "kind": "alloc_objects", "graphWidth": px, "graphVisible": true,
+//                "tablesShown": ["alloc_objects"] }, ...],   // each type selected in turn
 //   "errors": ["uncaught exceptions and console errors, if any"]
 // }
 'use strict';
@@ -153,6 +155,22 @@ async function main() {
     out.search.rowsMatched = await page.$$eval('#top div.top:not(.off) tr.match', (rs) => rs.length);
     out.search.pageMatched = await page.$eval('#matched', (m) => m.textContent);
     await page.screenshot({ path: shot });
+
+    // Every sample type: its graph laid out at full width, its table alone.
+    out.switch = [];
+    for (const kind of out.types) {
+      await page.selectOption('#type', { label: kind });
+      await page.waitForTimeout(100);
+      const t = await page.$eval('#type', (s) => s.value);
+      const el = await page.$(`#flame-${t}`);
+      const f = (await el.evaluate((e) => e.tagName)) === 'IFRAME' ? await el.contentFrame() : null;
+      out.switch.push({
+        kind,
+        graphWidth: f ? await f.$eval('#frames', (e) => e.getBoundingClientRect().width) : 0,
+        graphVisible: await el.evaluate((e) => getComputedStyle(e).visibility === 'visible'),
+        tablesShown: await page.$$eval('#top div.top:not(.off)', (ds) => ds.map((d) => d.dataset.kind)),
+      });
+    }
     process.stdout.write(JSON.stringify(out, null, 1) + '\n');
   } finally {
     await context.close();

@@ -138,8 +138,8 @@ fn browse(url: &str, shot: &Path) -> serde_json::Value {
 
 /// What a page must show: four sample types and tables, the site's frame
 /// drawn, zoomed to full width on a click (the others hidden), back on
-/// "Reset zoom", and highlighted when searched; no error, no request but
-/// the page.
+/// "Reset zoom", and highlighted when searched; every type's graph and
+/// table when selected; no error, no request but the page.
 fn check(v: &serde_json::Value, url: &str) {
     let f = |p: &str| {
         v.pointer(p)

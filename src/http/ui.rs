@@ -223,6 +223,18 @@ mod tests {
     }
 
     #[test]
+    fn the_index_links_the_page() {
+        let r = super::super::handler::route("GET", "/debug/pprof/", &[], &mut |_| true);
+        let html = String::from_utf8(r.body).unwrap();
+        assert!(html.contains("<a href='ui'>ui</a>"), "{html}");
+        let r =
+            super::super::handler::route("GET", "/debug/pprof/ui?profile=peak", &[], &mut |_| true);
+        assert_eq!(r.status, 200);
+        let r = super::super::handler::route("POST", "/debug/pprof/ui", &[], &mut |_| true);
+        assert_eq!(r.status, 405);
+    }
+
+    #[test]
     fn bad_queries_are_refused() {
         assert_eq!(get("profile=goroutine").status, 400);
         assert_eq!(get("profile=peak&seconds=1").status, 400);
