@@ -20,6 +20,7 @@
 //               "rowsMatched": n },
 //   "switch": [{ "kind": "alloc_objects", "graphWidth": px, "graphVisible": true,
 //                "tablesShown": ["alloc_objects"] }, ...],   // each type selected in turn
+//   "pwned": false,                       // window.pwned set by some script
 //   "errors": ["uncaught exceptions and console errors, if any"]
 // }
 'use strict';
@@ -155,6 +156,8 @@ async function main() {
     out.search.rowsMatched = await page.$$eval('#top div.top:not(.off) tr.match', (rs) => rs.length);
     out.search.pageMatched = await page.$eval('#matched', (m) => m.textContent);
     await page.screenshot({ path: shot });
+    // Markup echoed from a profile must not run (tests set `top.pwned`).
+    out.pwned = await page.evaluate(() => window.pwned !== undefined);
 
     // Every sample type: its graph laid out at full width, its table alone.
     out.switch = [];

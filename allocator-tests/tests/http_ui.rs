@@ -111,13 +111,13 @@ fn check_tools() {
     );
 }
 
-/// Runs `ui.cjs` on `url`, saving its screenshot as `shot`, and returns
-/// what it measured.
-fn browse(url: &str, shot: &Path) -> serde_json::Value {
+/// Runs `ui.cjs` on `url` for the frames of function `site`, saving its
+/// screenshot as `shot`, and returns what it measured.
+fn browse(url: &str, site: &str, shot: &Path) -> serde_json::Value {
     let out = Command::new("node")
         .arg(js_dir().join("ui.cjs"))
         .arg(url)
-        .arg(SITE)
+        .arg(site)
         .arg(shot)
         .env("CHROMIUM", CHROMIUM)
         .output()
@@ -140,7 +140,7 @@ fn browse(url: &str, shot: &Path) -> serde_json::Value {
 /// drawn, zoomed to full width on a click (the others hidden), back on
 /// "Reset zoom", and highlighted when searched; every type's graph and
 /// table when selected; no error, no request but the page.
-fn check(v: &serde_json::Value, url: &str) {
+fn check(v: &serde_json::Value, url: &str, site: &str) {
     let f = |p: &str| {
         v.pointer(p)
             .unwrap_or_else(|| panic!("{url}: no {p} in {v:#}"))
@@ -163,7 +163,11 @@ fn check(v: &serde_json::Value, url: &str) {
     );
     assert_eq!(num("/tables"), 4.0, "{url}: a top table per type");
     let frame = text("/frame");
-    assert!(frame.ends_with(&format!("::{SITE}")), "{url}: frame {v:#}");
+    assert!(
+        frame == site || frame.ends_with(&format!("::{site}")),
+        "{url}: frame {v:#}"
+    );
+    assert_eq!(f("/pwned"), false, "{url}: a script from the profile ran");
     assert!(num("/frames") > 5.0, "{url}: frames drawn {v:#}");
 
     let full = num("/before/fullWidth");
@@ -233,7 +237,7 @@ fn flame_graph_zooms_and_searches_in_chromium() {
     // Live.
     let url = format!("http://{}/debug/pprof/ui", s.addr);
     let shot = dir.join("ui.png");
-    check(&browse(&url, &shot), &url);
+    check(&browse(&url, SITE, &shot), &url, SITE);
     assert!(is_png(&shot), "no screenshot at {}", shot.display());
 
     // The same page saved as a file, the service gone: it needs nothing
@@ -242,5 +246,67 @@ fn flame_graph_zooms_and_searches_in_chromium() {
     std::fs::write(&file, &page.body).unwrap();
     drop(s);
     let url = format!("file://{}", file.display());
-    check(&browse(&url, &dir.join("file.png")), &url);
+    check(&browse(&url, SITE, &dir.join("file.png")), &url, SITE);
+}
+
+/// A function name, a label and a comment that would run a script if the
+/// report echoed them unescaped.
+const EVIL: &str = "<alloc::vec::Vec<T> as Clone>::clone<script>top.pwned=1</script>\
+                    <img src=x onerror=top.pwned=2>";
+
+/// A hand-built profile whose top site is [`EVIL`], under five callers,
+/// next to a plain one.
+fn evil_profile() -> memprof::view::Profile {
+    use memprof::view::{Frame, Profile, Sample, ValueType};
+    let vt = |k: &str, u: &str| ValueType {
+        kind: k.into(),
+        unit: u.into(),
+    };
+    let frame = |f: &str| Frame {
+        function: f.into(),
+        file: format!("src/{f}.rs"),
+        line: 7,
+    };
+    let mut frames = vec![frame(EVIL), frame("plain_site")];
+    frames.extend(["main", "run", "serve", "handle", "work"].map(frame));
+    let sample = |leaf: u32, v: i64, label: &str| Sample {
+        stack: vec![leaf, 6, 5, 4, 3, 2],
+        values: vec![v, v << 10, v, v << 10],
+        labels: vec![("tenant".into(), label.into())],
+        num_labels: vec![("age".into(), 60, "seconds".into())],
+    };
+    Profile {
+        sample_types: vec![
+            vt("alloc_objects", "count"),
+            vt("alloc_space", "bytes"),
+            vt("inuse_objects", "count"),
+            vt("inuse_space", "bytes"),
+        ],
+        period_type: Some(vt("space", "bytes")),
+        period: 1,
+        comments: vec![format!("comment {EVIL}")],
+        frames,
+        samples: vec![sample(0, 300, EVIL), sample(1, 100, "acme")],
+        ..Profile::default()
+    }
+}
+
+#[test]
+fn report_file_echoes_no_markup_in_chromium() {
+    check_tools();
+    watchdog(120);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("http_ui");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = evil_profile();
+    let opts = memprof::view::ReportOptions {
+        title: format!("title {EVIL}"),
+        peak: Some(&p),
+        ..Default::default()
+    };
+    let file = dir.join("evil.html");
+    std::fs::write(&file, memprof::view::report_html(&p, &opts)).unwrap();
+    let url = format!("file://{}", file.display());
+    let v = browse(&url, EVIL, &dir.join("evil.png"));
+    check(&v, &url, EVIL);
+    assert_eq!(v["title"], format!("title {EVIL}"), "the title, as text");
 }
