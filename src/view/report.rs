@@ -582,7 +582,7 @@ fn esc(s: &str) -> String {
 /// A value as `go tool pprof` prints it: bytes scaled by 1024 (`kB`,
 /// `MB`, ... with at most two decimals), other units as integers.
 fn fmt_value(v: i64, unit: &str) -> String {
-    if unit != "bytes" {
+    if unit != "bytes" || v == 0 {
         return v.to_string();
     }
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
@@ -713,7 +713,7 @@ mod tests {
         assert!(first_row.starts_with(
             "<tbody>\n<tr><td>3MB</td><td>99.97%</td><td>99.97%</td><td>3MB</td><td>99.97%</td>"
         ));
-        assert!(html.contains("<td>0B</td><td>0.00%</td><td>100.00%</td><td>3MB</td><td>100.00%</td><td class=\"fn\">main</td>"));
+        assert!(html.contains("<td>0</td><td>0.00%</td><td>100.00%</td><td>3MB</td><td>100.00%</td><td class=\"fn\">main</td>"));
         // No external resources.
         assert!(!html.contains(" src=\"") && !html.contains("url(http"));
         assert!(!html.contains("href=\"http") && !html.contains("href=\"//"));
@@ -790,6 +790,7 @@ mod tests {
         assert_eq!(fmt_value(8 << 20, "bytes"), "8MB");
         assert_eq!(fmt_value(-512, "bytes"), "-512B");
         assert_eq!(fmt_value(12, "count"), "12");
+        assert_eq!(fmt_value(0, "bytes"), "0");
         assert_eq!(fmt_age(21600, "seconds"), "6h");
         assert_eq!(fmt_age(604800, "seconds"), "1w");
         assert_eq!(fmt_age(10, ""), "10s");
