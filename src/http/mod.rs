@@ -1,5 +1,6 @@
 //! `/debug/pprof` over HTTP, as Go's `net/http/pprof` serves it (cargo
-//! feature `http`, off by default; it adds no dependencies).
+//! feature `http`, off by default; its one dependency is `inferno`, for the
+//! flame graphs of the `ui` page).
 //!
 //! `go tool pprof`, and continuous profilers that scrape Go services
 //! (Parca, Pyroscope, Grafana Alloy), fetch heap profiles from a live
