@@ -15,7 +15,7 @@ use crate::symbolize::{LocKey, Symbolizer};
 use crate::HeapProfile;
 
 pub(crate) mod pprof;
-mod proto;
+pub(crate) mod proto;
 pub(crate) mod text;
 
 use crate::snapshot::encode_then_write;

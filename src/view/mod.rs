@@ -8,5 +8,7 @@
 //! self-contained HTML report.
 
 mod profile;
+mod report;
 
 pub use profile::{Frame, FrameId, Profile, Sample, ValueType};
+pub use report::{report_html, ReportLink, ReportOptions};
