@@ -106,6 +106,7 @@ pub(crate) fn route(
         "" => index(),
         "heap" | "allocs" => profile(name, query, wait),
         "peak" => peak(query),
+        "ui" => super::ui::page(query, wait),
         "symbol" => symbol(if method == "POST" {
             body
         } else {
@@ -206,33 +207,49 @@ fn delta(
     debug: i64,
     wait: &mut dyn FnMut(Duration) -> bool,
 ) -> Response {
+    match delta_profile(seconds, debug, wait) {
+        Ok(p) => binary(name, &format!("{name}-delta"), &p),
+        Err(r) => r,
+    }
+}
+
+/// The delta profile over the next `seconds` (checked as Go checks it),
+/// or the error response; shared with the `ui` page.
+pub(super) fn delta_profile(
+    seconds: &str,
+    debug: i64,
+    wait: &mut dyn FnMut(Duration) -> bool,
+) -> Result<HeapProfile, Response> {
     let secs = match seconds.parse::<i64>() {
         Ok(s) if s > 0 => s as u64,
         _ => {
-            return Response::error(
+            return Err(Response::error(
                 400,
                 "invalid value for \"seconds\" - must be a positive integer",
-            )
+            ))
         }
     };
     if secs > MAX_DELTA_SECONDS {
-        return Response::error(
+        return Err(Response::error(
             400,
             &format!("profile duration exceeds the server's limit of {MAX_DELTA_SECONDS} seconds"),
-        );
+        ));
     }
     if debug != 0 {
-        return Response::error(400, "seconds and debug params are incompatible");
+        return Err(Response::error(
+            400,
+            "seconds and debug params are incompatible",
+        ));
     }
     let Some(_slot) = Slot::take(&DELTAS, MAX_CONCURRENT_DELTAS) else {
-        return Response::error(503, "too many delta profiles in progress");
+        return Err(Response::error(503, "too many delta profiles in progress"));
     };
     let p0 = crate::heap_profile();
     if !wait(Duration::from_secs(secs)) {
-        return Response::error(503, "delta profile cancelled");
+        return Err(Response::error(503, "delta profile cancelled"));
     }
     let p1 = crate::heap_profile();
-    binary(name, &format!("{name}-delta"), &p1.delta_since(&p0))
+    Ok(p1.delta_since(&p0))
 }
 
 /// One of at most `max` slots counted by `count` (for deltas: [`DELTAS`],
@@ -348,7 +365,7 @@ fn index() -> Response {
         .map(|(name, desc)| format!("<li><div class=profile-name>{name}: </div> {desc}</li>\n"))
         .collect();
     let html = format!(
-        "<html>\n<head>\n<title>/debug/pprof/</title>\n<style>\n.profile-name{{\n\tdisplay:inline-block;\n\twidth:6rem;\n}}\n</style>\n</head>\n<body>\n/debug/pprof/\n<br>\n<p>Set debug=1 as a query parameter to export in legacy text format</p>\n<br>\nTypes of profiles available:\n<table>\n<thead><td>Count</td><td>Profile</td></thead>\n{rows}</table>\n<br>\n<p>\nProfile Descriptions:\n<ul>\n{descriptions}</ul>\n</p>\n</body>\n</html>\n"
+        "<html>\n<head>\n<title>/debug/pprof/</title>\n<style>\n.profile-name{{\n\tdisplay:inline-block;\n\twidth:6rem;\n}}\n</style>\n</head>\n<body>\n/debug/pprof/\n<br>\n<p>Set debug=1 as a query parameter to export in legacy text format</p>\n<br>\nTypes of profiles available:\n<table>\n<thead><td>Count</td><td>Profile</td></thead>\n{rows}</table>\n<p><a href='ui'>ui</a>: the profiles in a page of their own (flame graph, top functions, labels, ages, peak)</p>\n<br>\n<p>\nProfile Descriptions:\n<ul>\n{descriptions}</ul>\n</p>\n</body>\n</html>\n"
     );
     Response::ok("text/html; charset=utf-8", None, html.into_bytes())
 }

@@ -1,5 +1,6 @@
 //! `/debug/pprof` over HTTP, as Go's `net/http/pprof` serves it (cargo
-//! feature `http`, off by default; it adds no dependencies).
+//! feature `http`, off by default; its one dependency is `inferno`, for the
+//! flame graphs of the `ui` page).
 //!
 //! `go tool pprof`, and continuous profilers that scrape Go services
 //! (Parca, Pyroscope, Grafana Alloy), fetch heap profiles from a live
@@ -34,6 +35,7 @@
 //! | `/debug/pprof/heap` | the heap profile, gzip `profile.proto`; opens on `inuse_space` |
 //! | `/debug/pprof/allocs` | the same profile, opening on `alloc_space` (Go's only difference between the two) |
 //! | `/debug/pprof/peak` | the peak heap profile ([`peak_profile`](crate::peak_profile)); `reset=1` starts the peak over after it (memprof's own) |
+//! | `/debug/pprof/ui` | the profiles as an HTML page (memprof's own, [`view::report_html`](crate::view::report_html)): flame graph, top functions, labels, ages, peak; `profile=heap\|allocs\|peak` picks the profile (`heap` by default, with the peak below it), `seconds=N` a delta of heap or allocs over the next N seconds |
 //! | `/debug/pprof/symbol` | Go's symbolz protocol: `go tool pprof` posts addresses a profile leaves unnamed (normally none: our mappings say `has_functions`) |
 //!
 //! `GET` and `HEAD` are allowed (and `POST` for `symbol`); other methods
@@ -95,6 +97,7 @@ mod handler;
 mod request;
 mod response;
 mod server;
+mod ui;
 mod url;
 
 pub use handler::{handle, handle_with_body, MAX_CONCURRENT_DELTAS, MAX_DELTA_SECONDS};

@@ -5,9 +5,10 @@
 //! stack, root first, frames joined by `;`, then the summed value for one
 //! sample type. Frames are function names (inlined calls are frames of
 //! their own); a `;` inside a name (Rust's `[T; N]`) becomes `:`, since
-//! `;` separates frames. Stacks whose sum is not positive are left out (a
-//! flame graph has no negative widths; a diff is drawn with
-//! [`diff_flame_svg`] instead).
+//! `;` separates frames, and line breaks become spaces. Stacks whose sum
+//! is not positive are left out (a flame graph has no negative widths; a
+//! diff is drawn with [`diff_flame_svg`] instead). The colours are
+//! inferno's memory palette, the same for a function on every run.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,7 +40,7 @@ pub fn folded(profile: &Profile, index: usize) -> Vec<String> {
             .iter()
             .rev()
             .filter_map(|&f| profile.frames.get(f as usize))
-            .map(|f| f.function.replace(';', ":"))
+            .map(|f| frame_name(&f.function))
             .collect();
         let e = sums.entry(names.join(";")).or_insert(0);
         *e = e.wrapping_add(v);
@@ -50,11 +51,25 @@ pub fn folded(profile: &Profile, index: usize) -> Vec<String> {
         .collect()
 }
 
+/// A function name as one folded frame: `;` separates frames and a line
+/// ends the stack, so they are replaced; an empty name is `[unknown]`.
+fn frame_name(f: &str) -> String {
+    if f.is_empty() {
+        return "[unknown]".to_owned();
+    }
+    f.replace(';', ":").replace(['\n', '\r'], " ")
+}
+
 /// Inferno's options for a sample type: counts named `bytes` or
 /// `objects`.
 fn options<'a>(profile: &Profile, index: usize, title: &str) -> inferno::flamegraph::Options<'a> {
     let mut opts = inferno::flamegraph::Options::default();
     opts.title = title.to_owned();
+    // Memory colours, stable from one run to the next.
+    opts.colors =
+        inferno::flamegraph::Palette::Basic(inferno::flamegraph::color::BasicPalette::Mem);
+    opts.hash = true;
+    opts.deterministic = true;
     opts.count_name = match profile.sample_types.get(index) {
         Some(t) if t.unit == "bytes" => "bytes".to_owned(),
         Some(t) if t.unit == "count" => "objects".to_owned(),

@@ -9,17 +9,17 @@
 //! and the self-contained HTML report.
 
 mod diff;
-#[cfg(feature = "cli")]
 mod flame;
 mod legacy;
 mod profile;
 mod read;
+mod report;
 mod top;
 mod units;
 
 pub use diff::{diff, DiffError};
-#[cfg(feature = "cli")]
 pub use flame::{diff_flame_svg, flame_svg, folded, FlameError};
 pub use profile::{Frame, FrameId, Profile, Sample, ValueType};
 pub use read::{ReadError, MAX_DECOMPRESSED};
+pub use report::{report_html, ReportLink, ReportOptions};
 pub use top::{Top, TopOptions, TopRow};
