@@ -2,12 +2,12 @@
 //! workload, in interleaved rounds, in one invocation.
 //!
 //! ```sh
-//! cargo bench --bench churn                  # 7 rounds, 2 M ops per thread, depth 0
-//! CHURN_ROUNDS=11 CHURN_OPS=4000000 cargo bench --bench churn
-//! CHURN_DEPTHS=0,40 cargo bench --bench churn   # depth 0, then 40 frames above each allocation
-//! CHURN_VARIANTS=sampled-default,jemalloc-prof cargo bench --bench churn   # a subset
-//! CHURN_BUILD=nofp CHURN_DEPTHS=0,40 cargo bench --bench churn   # variants built without frame pointers
-//! CHURN_DESCENT=op CHURN_DEPTHS=0,40 cargo bench --bench churn   # each op descends the depth
+//! cargo bench -p memprof-benches --bench churn                  # 7 rounds, 2 M ops per thread, depth 0
+//! CHURN_ROUNDS=11 CHURN_OPS=4000000 cargo bench -p memprof-benches --bench churn
+//! CHURN_DEPTHS=0,40 cargo bench -p memprof-benches --bench churn   # depth 0, then 40 frames above each allocation
+//! CHURN_VARIANTS=sampled-default,jemalloc-prof cargo bench -p memprof-benches --bench churn   # a subset
+//! CHURN_BUILD=nofp CHURN_DEPTHS=0,40 cargo bench -p memprof-benches --bench churn   # variants built without frame pointers
+//! CHURN_DESCENT=op CHURN_DEPTHS=0,40 cargo bench -p memprof-benches --bench churn   # each op descends the depth
 //! ```
 //!
 //! `CHURN_BUILD` picks how the variant binaries are built: `fp` (the
@@ -344,6 +344,8 @@ fn executables(names: &[&str], build: Build) -> Vec<(String, String)> {
     let mut cmd = Command::new(cargo);
     cmd.args([
         "bench",
+        "-p",
+        "memprof-benches",
         "--no-run",
         "--message-format=json-render-diagnostics",
     ]);

@@ -2,7 +2,7 @@
 //! with its backtrace. The profiler starts before the clock; its JSON goes
 //! to a file in the temp dir, written after the result is printed (outside
 //! the timing and the peak-RSS reading) and removed. Run through
-//! `cargo bench --bench churn`.
+//! `cargo bench -p memprof-benches --bench churn`.
 #[global_allocator]
 static A: dhat::Alloc = dhat::Alloc;
 include!("churn/workload.rs");

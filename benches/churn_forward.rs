@@ -1,6 +1,6 @@
 //! Churn variant: a `GlobalAlloc` that only forwards to `System`, the
 //! floor for any wrapping allocator (what `Sampled` at rate 0 is compared
-//! to in instructions per op). Run through `cargo bench --bench churn` (or
+//! to in instructions per op). Run through `cargo bench -p memprof-benches --bench churn` (or
 //! `benches/instructions.sh`).
 use std::alloc::{GlobalAlloc, Layout, System};
 

@@ -6,7 +6,7 @@
 //! prints `info: opt.prof=… prof.active=… opt.lg_prof_sample=…`, read back
 //! from jemalloc with `mallctl`, and the driver checks them, so a
 //! misspelt variable cannot pass as "profiling on". Run through
-//! `cargo bench --bench churn` (or `benches/instructions.sh`).
+//! `cargo bench -p memprof-benches --bench churn` (or `benches/instructions.sh`).
 use tikv_jemalloc_ctl::{profiling, raw};
 
 #[global_allocator]

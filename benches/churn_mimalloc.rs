@@ -8,7 +8,7 @@
 //! cumulative alloc counts as the other profilers do. On Linux it walks
 //! frame pointers, also on builds without them, where it gives short or
 //! wrong stacks (the `frames=` column shows it). Run through
-//! `cargo bench --bench churn`.
+//! `cargo bench -p memprof-benches --bench churn`.
 //!
 //! Before the clock it prints `info: mimalloc.prof=… mimalloc.rate=…`,
 //! read back from the profiler; after the result line (outside the timing

@@ -4,7 +4,7 @@
 //! come from its default `frame-pointer` feature: a frame-pointer walk,
 //! also on builds without frame pointers, where it gives short or wrong
 //! stacks (the `frames=` column shows it). Run through
-//! `cargo bench --bench churn`.
+//! `cargo bench -p memprof-benches --bench churn`.
 //!
 //! Before the clock it prints `info: pprof_alloc.capture=…`; after the
 //! result line (outside the timing and the peak-RSS reading) it reads the

@@ -1,7 +1,7 @@
 //! Churn variant: `Sampled<System>`, rate from `MEMPROFILERATE` (the driver
 //! sets 0, the default, or 1), unwinder from `MEMPROF_UNWIND` (unset: the
 //! build's default); `CHURN_SCOPE=1` churns inside `measure`. Run through
-//! `cargo bench --bench churn` (or `benches/instructions.sh`).
+//! `cargo bench -p memprof-benches --bench churn` (or `benches/instructions.sh`).
 //!
 //! Before the clock it prints `info: memprof.unwinder=… memprof.rate=…`,
 //! read back from memprof; after the result line (outside the timing and

@@ -25,7 +25,7 @@ JEMALLOC_PROF=prof:true,prof_active:true,lg_prof_sample:19
 
 command -v valgrind >/dev/null || { echo "valgrind not found: apt-get install -y valgrind" >&2; exit 1; }
 
-json=$(cargo bench --no-run --message-format=json-render-diagnostics \
+json=$(cargo bench -p memprof-benches --no-run --message-format=json-render-diagnostics \
   --bench churn_system --bench churn_forward --bench churn_sampled \
   --bench churn_jemalloc --bench churn_dhat)
 exe_of() {

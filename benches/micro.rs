@@ -25,9 +25,9 @@
 //!   rule cache's use after the warm runs (`unwind_cache_usage`).
 //!
 //! ```sh
-//! cargo bench --bench micro                    # everything, ~4 minutes
-//! cargo bench --bench micro -- alloc_free/     # one group (criterion filter)
-//! cargo bench --bench micro -- stack_capture --warm-up-time 1 --measurement-time 2
+//! cargo bench -p memprof-benches --bench micro                    # everything, ~4 minutes
+//! cargo bench -p memprof-benches --bench micro -- alloc_free/     # one group (criterion filter)
+//! cargo bench -p memprof-benches --bench micro -- stack_capture --warm-up-time 1 --measurement-time 2
 //! ```
 //!
 //! Never a test: nothing here fails because the machine is slow.

@@ -1,9 +1,10 @@
 //! Quickstart: profile a realistic workload, write its heap profile, and
-//! show the top in-use allocation sites.
+//! show the top in-use and the top allocating sites.
 //!
 //! ```sh
 //! cargo run --release --example quickstart
-//! go tool pprof -top heap.pb.gz     # or -http=:8080 for a browser view
+//! cargo run --release --features cli --bin memprof -- top heap.pb.gz   # memprof's viewer
+//! go tool pprof -top heap.pb.gz     # or Go's; -http=:8080 for a browser view
 //! ```
 //!
 //! The workload is a small search service: it builds an inverted index
@@ -149,6 +150,26 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
 
+/// `bytes` for a person: `812 B`, `40.2 KiB`, `12.3 MiB`.
+fn human(bytes: u64) -> String {
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MiB", mib(bytes)),
+    }
+}
+
+/// One row of a sites table: bytes, objects, function and `file:line`.
+fn row(bytes: u64, objects: u64, site: &memprof::Site) {
+    println!(
+        "  {:>10} {:>9}  {}  ({})",
+        human(bytes),
+        objects,
+        site.function,
+        site.location
+    );
+}
+
 fn main() -> std::io::Result<()> {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let stage = |name| [("stage", name)];
@@ -184,9 +205,9 @@ fn main() -> std::io::Result<()> {
         "heap profile (rate {} bytes, {} sites): {:.1} MiB in use in {} objects; {:.1} MiB allocated in total",
         profile.rate(),
         profile.records().len(),
-        t.inuse_bytes as f64 / (1 << 20) as f64,
+        mib(t.inuse_bytes),
         t.inuse_objects,
-        t.alloc_bytes as f64 / (1 << 20) as f64
+        mib(t.alloc_bytes)
     );
     // The estimate beside what can be had exactly: bytes allocated (counted
     // by the sampler), the inner allocator's in-use, RSS.
@@ -202,13 +223,20 @@ fn main() -> std::io::Result<()> {
             mib(t.alloc_bytes)
         );
     }
-    println!("\ntop in-use allocation sites (estimates):");
-    println!("{:>12} {:>9}  site", "inuse bytes", "objects");
-    for site in profile.top_sites(10).iter().filter(|s| s.inuse_bytes > 0) {
-        println!(
-            "{:>12} {:>9}  {}  ({})",
-            site.inuse_bytes, site.inuse_objects, site.function, site.location
-        );
+    // `top_sites` sorts by in-use bytes: sites with nothing live left come
+    // last, and are not shown here.
+    let sites = profile.top_sites(usize::MAX);
+    println!("\ntop in-use sites (inuse_space, estimates):");
+    println!("  {:>10} {:>9}  site", "in use", "objects");
+    for site in sites.iter().filter(|s| s.inuse_bytes > 0).take(10) {
+        row(site.inuse_bytes, site.inuse_objects, site);
+    }
+    let mut allocating = sites;
+    allocating.sort_by_key(|s| std::cmp::Reverse(s.alloc_bytes));
+    println!("\ntop allocating sites since the start (alloc_space, freed or not):");
+    println!("  {:>10} {:>9}  site", "allocated", "objects");
+    for site in allocating.iter().take(10) {
+        row(site.alloc_bytes, site.alloc_objects, site);
     }
     let at_peak = peak.totals();
     println!(
@@ -217,31 +245,35 @@ fn main() -> std::io::Result<()> {
         mib(t.inuse_bytes)
     );
     for site in peak.top_sites(5).iter().filter(|s| s.inuse_bytes > 0) {
-        println!(
-            "{:>12} {:>9}  {}  ({})",
-            site.inuse_bytes, site.inuse_objects, site.function, site.location
-        );
+        row(site.inuse_bytes, site.inuse_objects, site);
     }
     println!("\noldest live sites (leak suspects in a long-running process):");
     for site in profile.oldest_sites(3) {
         let age = site.oldest_age.unwrap_or_default();
         println!(
-            "{:>10.2} s {:>12} B  {}  ({})",
+            "  {:>8.2} s {:>10}  {}  ({})",
             age.as_secs_f64(),
-            site.inuse_bytes,
+            human(site.inuse_bytes),
             site.function,
             site.location
         );
     }
-    println!(
-        "\nwrote heap.pb.gz (pprof), heap.txt (Go debug=1 text) and peak.pb.gz. Dig further with:"
-    );
+    println!("\nwrote heap.pb.gz (pprof), heap.txt (Go debug=1 text) and peak.pb.gz.");
+    println!("\nread them with memprof's viewer:");
+    let viewer = "cargo run --release --features cli --bin memprof --";
+    println!("  {viewer} top heap.pb.gz");
+    println!("  {viewer} flame heap.pb.gz -o heap.svg       # flame graph");
+    println!("  {viewer} report heap.pb.gz -o report.html   # a page to open in a browser");
+    println!("\nor with Go's pprof:");
     println!("  go tool pprof -top -sample_index=inuse_space heap.pb.gz");
+    println!("  go tool pprof -top -sample_index=alloc_space heap.pb.gz");
     println!("  go tool pprof -top -tagfocus=stage=index heap.pb.gz      # one stage");
     println!(
         "  go tool pprof -top -tagfocus=age=1s: heap.pb.gz          # live for a second or more"
     );
     println!("  go tool pprof -top peak.pb.gz                            # the heap at its peak");
-    println!("  go tool pprof -http=:8080 heap.pb.gz");
+    println!(
+        "  go tool pprof -http=:8080 heap.pb.gz                     # graph, flame graph, source"
+    );
     Ok(())
 }

@@ -85,6 +85,7 @@ impl<A> Sampled<A> {
     /// crate, e.g. one of [`memprof::inner`](crate::inner)'s.
     ///
     /// ```
+    /// # mod tikv_jemallocator { pub use std::alloc::System as Jemalloc; } // not a dependency of these docs
     /// use tikv_jemallocator::Jemalloc;
     ///
     /// #[global_allocator]

@@ -206,7 +206,7 @@ pub use snapshot::{Frame, HeapProfile, Record, Totals};
 pub use stack::Unwinder;
 pub use testing::{
     allocs_per_run, assert_no_alloc, assert_no_leaks, current_scope, dump_on_panic, measure,
-    Measured, PerRun, ScopeHandle, Stats,
+    DumpOnPanic, Measured, PerRun, ScopeHandle, Stats,
 };
 pub use top::Site;
 pub use totals::{inner, ExactTotals, InnerHeap, InnerStats};
@@ -437,6 +437,13 @@ pub mod __private {
     /// Bytes mapped for the profiler's tables.
     pub fn table_bytes() -> usize {
         crate::sys::arena::mapped_bytes()
+    }
+
+    /// Panics while holding the lock that serialises profile writes, as a
+    /// bug inside memprof would (for the `dump_on_panic` tests: its hook
+    /// must not wait for that lock).
+    pub fn panic_inside_profiler() {
+        crate::snapshot::panic_under_writer_lock();
     }
 
     /// Empties the DWARF unwinder's rule cache (to measure first-use cost).

@@ -167,6 +167,7 @@ impl HeapProfile {
     /// assert!(delta.totals().alloc_bytes <= memprof::heap_profile().totals().alloc_bytes);
     /// # drop(kept);
     /// ```
+    #[must_use = "returns a new profile; `self` is unchanged"]
     pub fn delta_since(&self, earlier: &HeapProfile) -> HeapProfile {
         crate::sampler::without_sampling(|| {
             type Key<'a> = (&'a [usize], bool, u64, &'a [(String, String)]);
@@ -250,6 +251,7 @@ impl HeapProfile {
     /// let old = profile.older_than(std::time::Duration::from_secs(60));
     /// assert!(old.totals().inuse_bytes <= profile.totals().inuse_bytes);
     /// ```
+    #[must_use = "returns a new profile; `self` is unchanged"]
     pub fn older_than(&self, age: Duration) -> HeapProfile {
         crate::sampler::without_sampling(|| {
             let min_ns = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
@@ -482,6 +484,15 @@ pub(crate) fn writer_after_fork_child() {
         crate::symbolize::disable_after_fork();
     }
     WRITER.raw_unlock();
+}
+
+/// Panics with the writer lock held and sampling off: a stand-in for a bug
+/// inside memprof (`__private::panic_inside_profiler`).
+pub(crate) fn panic_under_writer_lock() {
+    crate::sampler::without_sampling(|| {
+        let _g = WRITER.lock();
+        panic!("memprof: deliberate panic with the writer lock held (a test hook)");
+    })
 }
 
 /// Symbolizes one stack under the writer lock, sampling off.

@@ -322,6 +322,7 @@ fn empty_profile() -> HeapProfile {
 /// blocks in (an address-space limit such as `ulimit -v`). So do
 /// [`allocs_per_run`], [`assert_no_alloc`], [`assert_no_leaks`] and
 /// [`dump_on_panic`]: none of them passes vacuously.
+#[must_use = "the counts are in the returned `Measured` (`.stats`), and the closure's result in `.value`"]
 pub fn measure<R>(f: impl FnOnce() -> R) -> Measured<R> {
     let active = Active::begin("measure");
     let value = f();
@@ -442,6 +443,7 @@ impl fmt::Display for PerRun {
 /// });
 /// assert_eq!(r.avg_allocs(), 0.0, "{r}");
 /// ```
+#[must_use = "the counts are in the returned `PerRun`: assert on `.avg_allocs()`"]
 pub fn allocs_per_run(runs: usize, mut f: impl FnMut()) -> PerRun {
     f();
     let outer = Active::begin("allocs_per_run");
@@ -526,8 +528,8 @@ pub fn assert_no_leaks<R>(f: impl FnOnce() -> R) -> R {
     value
 }
 
-/// A guard that records its thread's allocations from now on and, if the
-/// thread panics before it is dropped, writes that recording's profile to
+/// Records this thread's allocations from now on and, if the thread panics
+/// while the returned guard lives, writes that recording's profile to
 /// `$MEMPROF_TEST_DIR` (default `target/memprof/`) in a file named after the
 /// thread (libtest names test threads after the test), and prints the path.
 /// Nothing is written for a test that passes, unless `MEMPROF_TEST_DUMP=always`.
@@ -538,19 +540,158 @@ pub fn assert_no_leaks<R>(f: impl FnOnce() -> R) -> R {
 /// let _dump = memprof::dump_on_panic();
 /// // ... the test ...
 /// ```
-pub fn dump_on_panic() -> impl Drop {
-    DumpOnPanic(Some(Active::begin("dump_on_panic")))
+///
+/// See [`DumpOnPanic`] for when the profile is written.
+///
+/// # Panics
+///
+/// As [`measure`]: when `Sampled` is not the global allocator or cannot
+/// record.
+pub fn dump_on_panic() -> DumpOnPanic {
+    install_panic_hook();
+    let active = Active::begin("dump_on_panic");
+    let armed = Armed {
+        scope: active.0,
+        written: false,
+    };
+    DumpOnPanic {
+        active: Some(active),
+        outer: ARMED.try_with(|a| a.replace(Some(armed))).ok().flatten(),
+    }
 }
 
-struct DumpOnPanic(Option<Active>);
+/// The guard [`dump_on_panic`] returns: while it lives, its thread's
+/// allocations are recorded, and a panic on the thread writes their profile.
+///
+/// **The profile is written at the panic**, by a panic hook, before
+/// unwinding starts: the blocks the failing code held (locals declared
+/// after the guard included) are still live, so the profile's `inuse_space`
+/// shows the heap at the failure, not after unwinding has freed it. The
+/// hook is installed once per process by the first `dump_on_panic` call; it
+/// chains the hook that was installed before it (libtest's, or the
+/// default, which prints the panic message after the profile's path), and
+/// acts only on threads that hold a guard.
+///
+/// **Fallback at drop.** If the hook did not run for the panic (a hook set
+/// later with `std::panic::set_hook` that does not call the previous one),
+/// or the panic happened inside memprof itself (its locks may be held, so
+/// writing then could deadlock), the guard writes the profile when it is
+/// dropped during unwinding instead: the blocks dropped by then are shown
+/// as allocated, not in use.
+///
+/// A panic caught inside the guard's lifetime (`catch_unwind`) writes the
+/// profile too; if the guard is then dropped normally (the test went on
+/// and passed), the file is removed. Guards nest: the innermost writes.
+#[must_use = "the recording ends when this guard is dropped: keep it for the whole test, `let _dump = memprof::dump_on_panic();`"]
+pub struct DumpOnPanic {
+    /// The recording; `None` once finished.
+    active: Option<Active>,
+    /// The guard this one nests in on this thread, armed again on drop.
+    outer: Option<Armed>,
+}
+
+impl fmt::Debug for DumpOnPanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DumpOnPanic").finish_non_exhaustive()
+    }
+}
+
+/// The innermost live [`DumpOnPanic`] of a thread: its scope, and whether
+/// the panic hook has written its profile.
+#[derive(Clone, Copy, PartialEq, Debug)]
+struct Armed {
+    scope: u32,
+    written: bool,
+}
+
+thread_local! {
+    /// This thread's innermost live guard. `const`, without a destructor,
+    /// so the panic hook can read it in any thread state.
+    static ARMED: std::cell::Cell<Option<Armed>> = const { std::cell::Cell::new(None) };
+}
+
+/// Installs, once per process, the hook that writes an armed thread's
+/// profile at the panic and then runs the previously installed hook.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // `set_hook` panics on a panicking thread (a guard made in a `Drop`
+    // during unwinding): the drop-time fallback covers that case.
+    if std::thread::panicking() {
+        return;
+    }
+    ONCE.call_once(|| {
+        without_sampling(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                dump_at_panic();
+                previous(info);
+            }));
+        })
+    });
+}
+
+/// The panic hook's part: writes the profile of this thread's innermost
+/// guard, if it has one, before unwinding drops anything.
+fn dump_at_panic() {
+    let Some(armed) = ARMED.try_with(std::cell::Cell::get).ok().flatten() else {
+        return;
+    };
+    if crate::guard::is_busy() {
+        // The panic is inside memprof: one of its locks may be held by this
+        // very thread, and writing would wait for it forever. Unwinding
+        // releases them; the guard writes when it drops.
+        return;
+    }
+    without_sampling(|| {
+        let (_, profile, _) = read(armed.scope);
+        if let Some(path) = write_scope_profile(&profile, "") {
+            eprintln!(
+                "memprof: heap profile of this test at the panic written to {}",
+                path.display()
+            );
+        }
+    });
+    let _ = ARMED.try_with(|a| {
+        a.set(Some(Armed {
+            written: true,
+            ..armed
+        }))
+    });
+}
 
 impl Drop for DumpOnPanic {
     fn drop(&mut self) {
-        let Some(active) = self.0.take() else { return };
+        let Some(active) = self.active.take() else {
+            return;
+        };
+        let me = ARMED.try_with(|a| a.replace(self.outer)).ok().flatten();
+        let written = me.is_some_and(|a| a.scope == active.0 && a.written);
+        let panicking = std::thread::panicking();
         let always = std::env::var_os("MEMPROF_TEST_DUMP").is_some_and(|v| v == "always");
-        if !std::thread::panicking() && !always {
+        if written && panicking {
+            // The hook wrote this panic's profile. Outer guards unwound by
+            // the same panic must not overwrite it with a later heap.
+            if let Some(outer) = self.outer {
+                let _ = ARMED.try_with(|a| {
+                    a.set(Some(Armed {
+                        written: true,
+                        ..outer
+                    }))
+                });
+            }
             return;
         }
+        if !panicking && !always {
+            if written {
+                // The panic was caught and the test went on: as for a
+                // passing test, leave no file.
+                let path = without_sampling(|| scope_profile_path("").0);
+                let _ = std::fs::remove_file(path);
+            }
+            return;
+        }
+        // The hook did not write (see `DumpOnPanic`), or the test passed
+        // with `MEMPROF_TEST_DUMP=always`.
         let (_, profile) = active.finish();
         without_sampling(|| {
             if let Some(path) = write_scope_profile(&profile, "") {
@@ -572,6 +713,28 @@ fn test_dir() -> PathBuf {
 /// Writes `profile` atomically to the test directory, named after the
 /// thread; `None` (and a note) if that fails.
 fn write_scope_profile(profile: &HeapProfile, what: &str) -> Option<PathBuf> {
+    let (path, tmp) = scope_profile_path(what);
+    let dir = test_dir();
+    let result = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::File::create(&tmp))
+        .and_then(|f| profile.write_pprof(std::io::BufWriter::new(f)))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    match result {
+        Ok(()) => Some(path),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            eprintln!(
+                "memprof: cannot write the test's heap profile to {}: {e}",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// Where this thread's scope profile `what` goes, and the temporary file
+/// it is written through.
+fn scope_profile_path(what: &str) -> (PathBuf, PathBuf) {
     let thread = std::thread::current();
     let name: String = thread
         .name()
@@ -593,21 +756,7 @@ fn write_scope_profile(profile: &HeapProfile, what: &str) -> Option<PathBuf> {
     };
     let path = dir.join(file);
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::File::create(&tmp))
-        .and_then(|f| profile.write_pprof(std::io::BufWriter::new(f)))
-        .and_then(|()| std::fs::rename(&tmp, &path));
-    match result {
-        Ok(()) => Some(path),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            eprintln!(
-                "memprof: cannot write the test's heap profile to {}: {e}",
-                path.display()
-            );
-            None
-        }
-    }
+    (path, tmp)
 }
 
 /// An assertion's panic message: `headline`, the top sites (live blocks

@@ -75,6 +75,7 @@ impl InnerHeap {
     /// ```
     /// assert_eq!(memprof::InnerHeap::new("a", Some(64)).with_blocks(1).inuse_blocks, Some(1));
     /// ```
+    #[must_use = "returns the changed report; `self` is consumed"]
     pub const fn with_blocks(mut self, blocks: u64) -> Self {
         self.inuse_blocks = Some(blocks);
         self
@@ -85,6 +86,7 @@ impl InnerHeap {
     /// ```
     /// assert_eq!(memprof::InnerHeap::new("a", None).with_held(8192).held_bytes, Some(8192));
     /// ```
+    #[must_use = "returns the changed report; `self` is consumed"]
     pub const fn with_held(mut self, bytes: u64) -> Self {
         self.held_bytes = Some(bytes);
         self

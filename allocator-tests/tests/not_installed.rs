@@ -46,7 +46,7 @@ fn assert_no_leaks_panics_instead_of_passing() {
 #[test]
 fn allocs_per_run_and_dump_on_panic_panic_too() {
     let msg = panic_message(|| {
-        memprof::allocs_per_run(3, || drop(std::hint::black_box(vec![1u8; 3])));
+        let _ = memprof::allocs_per_run(3, || drop(std::hint::black_box(vec![1u8; 3])));
     });
     assert!(msg.contains(WHY), "{msg}");
     let msg = panic_message(|| drop(memprof::dump_on_panic()));

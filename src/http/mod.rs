@@ -25,7 +25,7 @@
 //!
 //! or mount [`handle`] in your own server (axum, actix, hyper, ...): it
 //! turns a method and a path with its query into a [`Response`] (status,
-//! headers, body); `examples/axum.rs` shows it.
+//! headers, body); `examples/axum/` shows it.
 //!
 //! # Endpoints
 //!

@@ -56,6 +56,7 @@ impl Default for Options {
 
 /// A running `/debug/pprof` server, from [`serve`]. [`stop`](Self::stop)
 /// or dropping it shuts it down.
+#[must_use = "the server stops when this handle is dropped: keep it, e.g. `let _pprof = memprof::http::serve(addr)?;`"]
 pub struct Server {
     addr: SocketAddr,
     shared: Arc<Shared>,

@@ -2,13 +2,17 @@
 //! `memprof::http::handle_with_body` answers the requests, axum serves them.
 //!
 //! ```sh
-//! cargo run --release --features http --example axum              # 127.0.0.1:6060
+//! cargo run --release -p memprof-example-axum                      # 127.0.0.1:6060
 //! go tool pprof -top http://127.0.0.1:6060/debug/pprof/heap
 //! ```
 //!
 //! The first argument is the address to serve at. `handle_with_body` builds
 //! a profile synchronously (and `?seconds=N` waits N seconds), so it runs on
 //! tokio's blocking pool, not on the async workers.
+//!
+//! A package of its own (`examples/axum/Cargo.toml`, a workspace member), as
+//! in an application: memprof with the `http` feature, axum and tokio. So
+//! the library's own builds and examples never compile axum.
 
 use std::alloc::System;
 
