@@ -132,3 +132,39 @@ pub fn diff_flame_svg(
     let lines: Vec<String> = both.lines().map(str::to_owned).collect();
     draw(options(profile, index, title), &lines)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::{Frame, Sample};
+
+    #[test]
+    fn folded_stacks_are_root_first_and_summed() {
+        let frame = |f: &str| Frame {
+            function: f.into(),
+            file: String::new(),
+            line: 0,
+            inlined: false,
+        };
+        let sample = |stack: &[u32], v: i64| Sample {
+            stack: stack.to_vec(),
+            values: vec![v],
+            labels: vec![],
+            num_labels: vec![],
+        };
+        let p = Profile {
+            frames: vec![frame("a;b"), frame("<leaf>\n"), frame(""), frame("neg")],
+            samples: vec![
+                sample(&[1, 0], 2),
+                sample(&[1, 0], 1),
+                sample(&[2, 0], 5),
+                sample(&[3, 0], -4),
+                sample(&[], 9),
+                sample(&[7, 0], 1),
+            ],
+            ..Profile::default()
+        };
+        assert_eq!(folded(&p, 0), ["a:b 1", "a:b;<leaf>  3", "a:b;[unknown] 5"]);
+        assert!(folded(&p, 1).is_empty(), "no such sample type");
+    }
+}

@@ -12,10 +12,13 @@
 //! comments) is HTML-escaped; the SVGs escape their own text, and are
 //! escaped once more as `srcdoc` attribute values.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+mod sections;
+
 use std::fmt::Write as _;
 
-use super::Profile;
+use super::units::percentage;
+use super::{flame_svg, Profile, Top, TopOptions};
+use sections::{ages, comments, esc, labels, summary};
 
 const CSS: &str = include_str!("report.css");
 const JS: &str = include_str!("report.js");
@@ -28,7 +31,10 @@ pub struct ReportOptions<'a> {
     /// The peak profile (memprof's `peak_profile`), shown in a section of
     /// its own when given.
     pub peak: Option<&'a Profile>,
-    /// The most functions a top table lists (the totals count them all).
+    /// The most functions a top table lists, as `memprof top -n` (and
+    /// `go tool pprof -top -nodecount`) cut it; 0 for all. The tables
+    /// also drop what pprof drops by default (functions under 0.5% of
+    /// the total), and say so in their caption.
     pub top_rows: usize,
     /// Links shown above the report, e.g. the other profiles of a live
     /// process (`/debug/pprof/ui` uses them); none for a file.
@@ -61,8 +67,9 @@ pub struct ReportLink {
 ///
 /// - a flame graph per sample type (inferno's SVG: click a frame to zoom,
 ///   search by name), with a selector for the sample type;
-/// - the top table by function (flat, flat%, sum%, cum, cum%) for every
-///   sample type, following the same selector;
+/// - the top table by function for every sample type, following the same
+///   selector: [`Top`]'s rows, values and header, i.e. what `memprof top
+///   -n` and `go tool pprof -top` print;
 /// - totals per string label key and value, when samples carry labels;
 /// - totals per age bucket, when samples carry the numeric `age` label;
 /// - the peak profile, when [`ReportOptions::peak`] is given;
@@ -141,7 +148,7 @@ pub fn report_html(profile: &Profile, opts: &ReportOptions<'_>) -> String {
         h.push_str("</section>\n");
     }
 
-    labels(&mut h, profile);
+    labels(&mut h, profile, initial);
     ages(&mut h, profile);
     if let Some(peak) = opts.peak {
         peak_section(&mut h, peak, opts.top_rows);
@@ -153,9 +160,7 @@ pub fn report_html(profile: &Profile, opts: &ReportOptions<'_>) -> String {
 
 /// The type the page opens on: the profile's default, else the last.
 fn initial_type(p: &Profile) -> usize {
-    p.default_sample_type
-        .filter(|&i| i < p.sample_types.len())
-        .unwrap_or(p.sample_types.len().saturating_sub(1))
+    p.sample_index(None).unwrap_or(0)
 }
 
 fn nav(h: &mut String, links: &[ReportLink]) {
@@ -177,62 +182,18 @@ fn nav(h: &mut String, links: &[ReportLink]) {
     h.push_str("</nav>\n");
 }
 
-/// Period, time, duration and the total of every sample type.
-fn summary(h: &mut String, p: &Profile) {
-    h.push_str("<dl class=\"summary\">\n");
-    if let Some(pt) = &p.period_type {
-        let _ = writeln!(
-            h,
-            "<dt>Period</dt><dd>{} ({}/{})</dd>",
-            esc(&fmt_value(p.period, &pt.unit)),
-            esc(&pt.kind),
-            esc(&pt.unit)
-        );
-    }
-    if p.time_nanos > 0 {
-        let _ = writeln!(h, "<dt>Time</dt><dd>{}</dd>", fmt_time(p.time_nanos));
-    }
-    if p.duration_nanos > 0 {
-        let _ = writeln!(
-            h,
-            "<dt>Duration</dt><dd>{:.2} s</dd>",
-            p.duration_nanos as f64 / 1e9
-        );
-    }
-    let _ = writeln!(h, "<dt>Samples</dt><dd>{}</dd>", p.samples.len());
-    for (i, t) in p.sample_types.iter().enumerate() {
-        let total: i64 = p.samples.iter().map(|s| value(s, i)).sum();
-        let _ = writeln!(
-            h,
-            "<dt>{}</dt><dd>{}</dd>",
-            esc(&t.kind),
-            esc(&fmt_value(total, &t.unit))
-        );
-    }
-    h.push_str("</dl>\n");
-}
-
-fn value(s: &super::Sample, i: usize) -> i64 {
-    s.values.get(i).copied().unwrap_or(0)
-}
-
-/// One flame graph in a frame of its own (see the module docs for why).
+/// One flame graph ([`flame_svg`]) in a frame of its own (see the module
+/// docs for why), or a line saying why there is none.
 fn flame(h: &mut String, p: &Profile, i: usize, id: &str, shown: bool, class: &str) {
-    let t = &p.sample_types[i];
-    let kind = esc(&t.kind);
+    let kind = esc(&p.sample_types[i].kind);
     let hidden = if shown { "" } else { " off" };
-    let lines = folded(p, i);
-    let svg = if lines.is_empty() {
-        Err("no samples".to_owned())
-    } else {
-        flame_svg(&lines, &t.kind, &t.unit).map_err(|e| e.to_string())
-    };
-    match svg {
+    match flame_svg(p, i, &p.sample_types[i].kind) {
         Ok(svg) => {
             // `srcdoc` is parsed as HTML: inline SVG with CDATA scripts
-            // works there. `history.replaceState` is disabled: inferno
-            // keeps its zoom and search in the URL, which an about:srcdoc
-            // document may not rewrite (it throws).
+            // works there. The SVG takes the frame's width. inferno keeps
+            // its zoom and search in the URL with `history.replaceState`,
+            // which an about:srcdoc document may not call (it throws):
+            // it does nothing here.
             let start = svg.find("<svg").unwrap_or(0);
             let doc = format!(
                 "<!DOCTYPE html><meta charset=\"utf-8\"><style>html,body{{margin:0}}svg{{display:block;width:100%}}</style>\
@@ -251,283 +212,68 @@ fn flame(h: &mut String, p: &Profile, i: usize, id: &str, shown: bool, class: &s
                 h,
                 "<p class=\"flame empty{hidden}{class}\" id=\"{id}\" data-type=\"{i}\" \
                  data-kind=\"{kind}\">No flame graph of {kind}: {}.</p>",
-                esc(&e)
+                esc(&e.to_string())
             );
         }
     }
 }
 
-/// Folded stacks (`root;...;leaf value`, one line per distinct stack) of
-/// sample type `i`, positive values only.
-// Private until the viewer's `flame` module lands; then shared.
-fn folded(p: &Profile, i: usize) -> Vec<String> {
-    let names: Vec<String> = p.frames.iter().map(|f| folded_name(&f.function)).collect();
-    let mut stacks: HashMap<String, i64> = HashMap::new();
-    for s in &p.samples {
-        let v = value(s, i);
-        if v <= 0 {
-            continue;
-        }
-        let mut key = String::new();
-        for (n, &id) in s.stack.iter().rev().enumerate() {
-            if n > 0 {
-                key.push(';');
-            }
-            key.push_str(names.get(id as usize).map_or("[unknown]", |s| s.as_str()));
-        }
-        if key.is_empty() {
-            key.push_str("[no stack]");
-        }
-        *stacks.entry(key).or_insert(0) += v;
-    }
-    let mut lines: Vec<String> = stacks
-        .into_iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    lines.sort();
-    lines
-}
-
-/// A function name as one folded-stack frame: `;` separates frames and a
-/// line ends the stack, so they are replaced.
-fn folded_name(f: &str) -> String {
-    if f.is_empty() {
-        return "[unknown]".into();
-    }
-    f.replace(';', ",").replace(['\n', '\r'], " ")
-}
-
-fn flame_svg(lines: &[String], kind: &str, unit: &str) -> std::io::Result<String> {
-    use inferno::flamegraph::{color::BasicPalette, from_lines, Options, Palette};
-    let mut o = Options::default();
-    o.title = kind.to_owned();
-    o.count_name = match unit {
-        "count" => "objects".to_owned(),
-        "" => "samples".to_owned(),
-        u => u.to_owned(),
-    };
-    o.name_type = "Function:".to_owned();
-    o.colors = Palette::Basic(BasicPalette::Mem);
-    o.hash = true;
-    o.deterministic = true;
-    let mut out = Vec::new();
-    from_lines(&mut o, lines.iter().map(|s| s.as_str()), &mut out)?;
-    String::from_utf8(out).map_err(std::io::Error::other)
-}
-
-/// One row of a top table.
-struct TopRow<'a> {
-    name: &'a str,
-    flat: i64,
-    cum: i64,
-}
-
-/// The top table of sample type `i` by function, sorted as
-/// `go tool pprof -top` sorts it (flat, then cum, descending, then name),
-/// and the total.
-fn top_rows(p: &Profile, i: usize) -> (Vec<TopRow<'_>>, i64) {
-    let mut by_fn: HashMap<&str, (i64, i64)> = HashMap::new();
-    let mut total = 0;
-    let mut seen: Vec<&str> = Vec::new();
-    for s in &p.samples {
-        let v = value(s, i);
-        if v == 0 {
-            continue;
-        }
-        total += v;
-        seen.clear();
-        for (n, &id) in s.stack.iter().enumerate() {
-            let name = p
-                .frames
-                .get(id as usize)
-                .map_or("[unknown]", |f| &f.function);
-            let e = by_fn.entry(name).or_insert((0, 0));
-            if n == 0 {
-                e.0 += v;
-            }
-            if !seen.contains(&name) {
-                seen.push(name);
-                e.1 += v;
-            }
-        }
-    }
-    let mut rows: Vec<TopRow> = by_fn
-        .into_iter()
-        .map(|(name, (flat, cum))| TopRow { name, flat, cum })
-        .collect();
-    rows.sort_by(|a, b| {
-        b.flat
-            .abs()
-            .cmp(&a.flat.abs())
-            .then(b.cum.abs().cmp(&a.cum.abs()))
-            .then(a.name.cmp(b.name))
-    });
-    (rows, total)
-}
-
-fn pct(v: i64, total: i64) -> String {
-    if total == 0 {
-        "0%".into()
-    } else {
-        format!("{:.2}%", 100.0 * v as f64 / total as f64)
-    }
-}
-
+/// The top table of sample type `i`: [`Top`] with pprof's default node
+/// cut and at most `max` rows, its header lines (what was dropped) as the
+/// caption.
 fn top_table(h: &mut String, p: &Profile, i: usize, max: usize, id: &str, shown: bool) {
-    let t = &p.sample_types[i];
-    let (rows, total) = top_rows(p, i);
+    let kind = esc(&p.sample_types[i].kind);
     let hidden = if shown { "" } else { " off" };
-    let kind = esc(&t.kind);
     let _ = writeln!(
         h,
-        "<div class=\"top{hidden}\" id=\"{id}\" data-type=\"{i}\" data-kind=\"{kind}\">\n\
-         <p>{kind}: {} in total, {} functions{}.</p>\n\
-         <table class=\"top\">\n<thead><tr><th>flat</th><th>flat%</th><th>sum%</th>\
-         <th>cum</th><th>cum%</th><th class=\"fn\">function</th></tr></thead>\n<tbody>",
-        esc(&fmt_value(total, &t.unit)),
-        rows.len(),
-        if rows.len() > max {
-            format!(", the first {max} shown")
-        } else {
-            String::new()
-        }
+        "<div class=\"top{hidden}\" id=\"{id}\" data-type=\"{i}\" data-kind=\"{kind}\">"
     );
-    let mut sum = 0;
-    for r in rows.iter().take(max) {
-        sum += r.flat;
+    let options = TopOptions {
+        sample_index: Some(i.to_string()),
+        node_count: max,
+        ..TopOptions::default()
+    };
+    let top = match Top::new(p, &options) {
+        Ok(top) => top,
+        Err(e) => {
+            let _ = writeln!(h, "<p>No table of {kind}: {}.</p>\n</div>", esc(&e));
+            return;
+        }
+    };
+    // The header less the comments, which have a section of their own.
+    let caption: Vec<String> = top.header()[top.comments.len()..]
+        .iter()
+        .map(|l| esc(l))
+        .collect();
+    let _ = writeln!(
+        h,
+        "<table class=\"top\">\n<caption>{}</caption>\n<thead><tr><th>flat</th><th>flat%</th>\
+         <th>sum%</th><th>cum</th><th>cum%</th><th class=\"fn\">function</th></tr></thead>\n<tbody>",
+        caption.join("<br>")
+    );
+    let pct = |v: i64| percentage(v, top.total).trim_start().to_owned();
+    let mut sum = 0i64;
+    for r in &top.rows {
+        sum = sum.wrapping_add(r.flat);
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"fn\">{}</td></tr>",
-            esc(&fmt_value(r.flat, &t.unit)),
-            pct(r.flat, total),
-            pct(sum, total),
-            esc(&fmt_value(r.cum, &t.unit)),
-            pct(r.cum, total),
-            esc(r.name)
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"fn\">{}{}</td></tr>",
+            esc(&top.format_value(r.flat)),
+            pct(r.flat),
+            pct(sum),
+            esc(&top.format_value(r.cum)),
+            pct(r.cum),
+            esc(&r.name),
+            r.inline
+                .map(|m| format!(" <span class=\"inline\">{m}</span>"))
+                .unwrap_or_default()
         );
     }
     h.push_str("</tbody>\n</table>\n</div>\n");
 }
 
-/// A table of totals per group, one column per sample type.
-fn group_table(h: &mut String, p: &Profile, head: &str, groups: &[(String, Vec<i64>)]) {
-    h.push_str("<table class=\"groups\">\n<thead><tr>");
-    let _ = write!(h, "<th class=\"fn\">{}</th>", esc(head));
-    for t in &p.sample_types {
-        let _ = write!(h, "<th>{}</th>", esc(&t.kind));
-    }
-    h.push_str("</tr></thead>\n<tbody>\n");
-    for (name, values) in groups {
-        let _ = write!(h, "<tr><td class=\"fn\">{}</td>", esc(name));
-        for (v, t) in values.iter().zip(&p.sample_types) {
-            let _ = write!(h, "<td>{}</td>", esc(&fmt_value(*v, &t.unit)));
-        }
-        h.push_str("</tr>\n");
-    }
-    h.push_str("</tbody>\n</table>\n");
-}
-
-fn add(acc: &mut [i64], s: &super::Sample) {
-    for (a, v) in acc.iter_mut().zip(&s.values) {
-        *a += v;
-    }
-}
-
-/// Totals per string label key and value; nothing when no sample has one.
-fn labels(h: &mut String, p: &Profile) {
-    let keys: BTreeSet<&str> = p
-        .samples
-        .iter()
-        .flat_map(|s| s.labels.iter().map(|(k, _)| k.as_str()))
-        .collect();
-    if keys.is_empty() {
-        return;
-    }
-    let n = p.sample_types.len();
-    let sort_by = initial_type(p);
-    h.push_str("<section id=\"labels\">\n<h2>Labels</h2>\n");
-    for key in keys {
-        let mut groups: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        let mut none = vec![0; n];
-        let mut any_none = false;
-        for s in &p.samples {
-            let mut found = false;
-            for (k, v) in &s.labels {
-                if k == key {
-                    found = true;
-                    add(groups.entry(v.clone()).or_insert_with(|| vec![0; n]), s);
-                }
-            }
-            if !found {
-                any_none = true;
-                add(&mut none, s);
-            }
-        }
-        let mut groups: Vec<(String, Vec<i64>)> = groups.into_iter().collect();
-        groups.sort_by(|a, b| {
-            let (x, y) = (a.1.get(sort_by), b.1.get(sort_by));
-            y.cmp(&x).then(a.0.cmp(&b.0))
-        });
-        if any_none {
-            groups.push((format!("(no {key} label)"), none));
-        }
-        let _ = writeln!(h, "<h3>{}</h3>", esc(key));
-        group_table(h, p, key, &groups);
-    }
-    h.push_str("</section>\n");
-}
-
-/// Totals per bucket of the numeric `age` label; nothing without one.
-fn ages(h: &mut String, p: &Profile) {
-    let n = p.sample_types.len();
-    let mut buckets: BTreeMap<(i64, &str), Vec<i64>> = BTreeMap::new();
-    for s in &p.samples {
-        for (k, v, unit) in &s.num_labels {
-            if k == "age" {
-                add(
-                    buckets
-                        .entry((*v, unit.as_str()))
-                        .or_insert_with(|| vec![0; n]),
-                    s,
-                );
-            }
-        }
-    }
-    if buckets.is_empty() {
-        return;
-    }
-    let groups: Vec<(String, Vec<i64>)> = buckets
-        .into_iter()
-        .map(|((v, unit), values)| (format!("≥ {}", fmt_age(v, unit)), values))
-        .collect();
-    h.push_str(
-        "<section id=\"ages\">\n<h2>Ages</h2>\n<p>How long the sampled blocks have been \
-         alive, by bucket (the label <code>age</code>).</p>\n",
-    );
-    group_table(h, p, "age", &groups);
-    h.push_str("</section>\n");
-}
-
-/// `age` label values: seconds (memprof writes bucket lower bounds).
-fn fmt_age(v: i64, unit: &str) -> String {
-    if !(unit.is_empty() || unit == "seconds" || unit == "s") {
-        return format!("{v} {unit}");
-    }
-    const UNITS: [(i64, &str); 5] = [
-        (7 * 86400, "w"),
-        (86400, "d"),
-        (3600, "h"),
-        (60, "m"),
-        (1, "s"),
-    ];
-    for (secs, u) in UNITS {
-        if v != 0 && v % secs == 0 {
-            return format!("{}{u}", v / secs);
-        }
-    }
-    format!("{v}s")
-}
-
+/// The peak profile: its summary, the flame graph and top table of its
+/// in-use bytes, its comments.
 fn peak_section(h: &mut String, peak: &Profile, max: usize) {
     h.push_str(
         "<section id=\"peak\">\n<h2>Peak</h2>\n<p>The sampled live set when the heap's \
@@ -547,76 +293,6 @@ fn peak_section(h: &mut String, peak: &Profile, max: usize) {
     }
     comments(h, "peak-comments", "Peak profile comments", &peak.comments);
     h.push_str("</section>\n");
-}
-
-fn comments(h: &mut String, id: &str, title: &str, comments: &[String]) {
-    if comments.is_empty() {
-        return;
-    }
-    let _ = writeln!(
-        h,
-        "<section id=\"{id}\">\n<h2>{title}</h2>\n<ul class=\"comments\">"
-    );
-    for c in comments {
-        let _ = writeln!(h, "<li>{}</li>", esc(c));
-    }
-    h.push_str("</ul>\n</section>\n");
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A value as `go tool pprof` prints it: bytes scaled by 1024 (`kB`,
-/// `MB`, ... with at most two decimals), other units as integers.
-fn fmt_value(v: i64, unit: &str) -> String {
-    if unit != "bytes" || v == 0 {
-        return v.to_string();
-    }
-    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut x = v as f64;
-    let mut u = 0;
-    while x.abs() >= 1024.0 && u + 1 < UNITS.len() {
-        x /= 1024.0;
-        u += 1;
-    }
-    let s = format!("{x:.2}");
-    let s = s.strip_suffix(".00").unwrap_or(&s);
-    format!("{s}{}", UNITS[u])
-}
-
-/// Nanoseconds since the epoch as a UTC date and time.
-fn fmt_time(nanos: i64) -> String {
-    let secs = nanos.div_euclid(1_000_000_000);
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]
@@ -707,14 +383,33 @@ mod tests {
         assert!(html.contains("<option value=\"3\" selected>inuse_space</option>"));
         assert!(html.contains("<div class=\"top\" id=\"top-3\""));
         assert!(html.contains("<div class=\"top off\" id=\"top-0\""));
-        // inuse_space: 3 MiB + 1 KiB; the clone is 3 MB flat, main 0 flat.
-        assert!(html.contains("inuse_space: 3MB in total"), "{html}");
+        // inuse_space: 3 MiB + 1 KiB, as `memprof top` (and `go tool pprof
+        // -top`) show it: the 1 KiB leaf is under pprof's node fraction
+        // (0.5%), dropped and said so in the caption; 99.97% prints 100%.
         let top3 = &html[html.find("id=\"top-3\"").unwrap()..];
-        let first_row = &top3[top3.find("<tbody>").unwrap()..];
-        assert!(first_row.starts_with(
-            "<tbody>\n<tr><td>3MB</td><td>99.97%</td><td>99.97%</td><td>3MB</td><td>99.97%</td>"
+        assert!(top3.contains(
+            "<caption>Type: inuse_space<br>Showing nodes accounting for 3MB, 100% of 3MB total\
+             <br>Dropped 1 node (cum &lt;= 0.02MB)</caption>"
         ));
-        assert!(html.contains("<td>0</td><td>0.00%</td><td>100.00%</td><td>3MB</td><td>100.00%</td><td class=\"fn\">main</td>"));
+        let rows = &top3[top3.find("<tbody>").unwrap()..top3.find("</tbody>").unwrap()];
+        assert_eq!(
+            rows,
+            "<tbody>\n<tr><td>3MB</td><td>100%</td><td>100%</td><td>3MB</td><td>100%</td>\
+             <td class=\"fn\">&lt;alloc::vec::Vec&lt;T&gt; as Clone&gt;::clone</td></tr>\n\
+             <tr><td>0</td><td>0%</td><td>100%</td><td>3MB</td><td>100%</td><td class=\"fn\">main</td></tr>\n"
+        );
+        // The same rows as the viewer's table.
+        let top = Top::new(&profile(), &TopOptions::default()).unwrap();
+        assert_eq!(top.rows.len(), 2);
+        assert!(top
+            .render()
+            .contains("         0     0%   100%        3MB   100%  main"));
+        // alloc_objects: nothing dropped, every function listed.
+        let top0 = &html[html.find("id=\"top-0\"").unwrap()..];
+        assert!(top0.contains("<caption>Type: alloc_objects<br>Showing nodes accounting for 8, 100% of 8 total</caption>"));
+        assert!(
+            top0.contains("<tr><td>2</td><td>25.00%</td><td>100%</td><td>2</td><td>25.00%</td>")
+        );
         // No external resources.
         assert!(!html.contains(" src=\"") && !html.contains("url(http"));
         assert!(!html.contains("href=\"http") && !html.contains("href=\"//"));
@@ -767,38 +462,8 @@ mod tests {
         let mut p = profile();
         p.samples.clear();
         let html = report_html(&p, &ReportOptions::default());
-        assert!(html.contains("No flame graph of inuse_space: no samples."));
-    }
-
-    #[test]
-    fn folded_stacks_are_root_first() {
-        let mut p = profile();
-        p.frames[0].function = "a;b".into();
-        p.samples.push(sample(&[1, 0], [1, 1, 1, 1]));
-        assert_eq!(
-            folded(&p, 0),
-            [
-                "a,b;<alloc::vec::Vec<T> as Clone>::clone 6",
-                "a,b;<script>alert(1)</script> 3"
-            ]
-        );
-    }
-
-    #[test]
-    fn values_and_times_format() {
-        assert_eq!(fmt_value(1024, "bytes"), "1kB");
-        assert_eq!(fmt_value(1536, "bytes"), "1.50kB");
-        assert_eq!(fmt_value(8 << 20, "bytes"), "8MB");
-        assert_eq!(fmt_value(-512, "bytes"), "-512B");
-        assert_eq!(fmt_value(12, "count"), "12");
-        assert_eq!(fmt_value(0, "bytes"), "0");
-        assert_eq!(fmt_age(21600, "seconds"), "6h");
-        assert_eq!(fmt_age(604800, "seconds"), "1w");
-        assert_eq!(fmt_age(10, ""), "10s");
-        assert_eq!(fmt_time(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(
-            fmt_time(1_700_000_000_000_000_000),
-            "2023-11-14 22:13:20 UTC"
-        );
+        assert!(html
+            .contains("No flame graph of inuse_space: no samples with a positive value to draw."));
+        assert!(html.contains("Showing nodes accounting for 0, 0% of 0 total"));
     }
 }
