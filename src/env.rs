@@ -182,9 +182,16 @@ extern "C" fn write_at_exit() {
     });
 }
 
-/// The peak profile's path beside the heap profile's: `.peak` before the
-/// extensions (`heap.pb.gz` -> `heap.peak.pb.gz`).
-pub(crate) fn peak_path(heap: &Path) -> PathBuf {
+/// The path `MEMPROFILE` writes the peak profile to, beside the heap
+/// profile at `heap`: `.peak` before the extensions (`heap.pb.gz` ->
+/// `heap.peak.pb.gz`, `profile` -> `profile.peak`). `memprof report`
+/// looks there for the peak of the profile it is given.
+///
+/// ```
+/// use std::path::Path;
+/// assert_eq!(memprof::peak_path(Path::new("/tmp/heap.pb.gz")), Path::new("/tmp/heap.peak.pb.gz"));
+/// ```
+pub fn peak_path(heap: &Path) -> PathBuf {
     let name = heap
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -200,6 +200,7 @@ mod trace;
 pub mod view;
 
 pub use alloc::Sampled;
+pub use env::peak_path;
 pub use labels::{set_labels, with_labels, LabelGuard, Labeled, LabelsExt};
 pub use sampler::DEFAULT_RATE;
 pub use snapshot::{Frame, HeapProfile, Record, Totals};

@@ -4,10 +4,15 @@
 //! memprof top FILE [--sample-index inuse_space] [-n 20] [--cum]
 //! memprof flame FILE [-o out.svg] [--sample-index alloc_space]
 //! memprof diff BASE FILE [--sample-index ...] [-n N] [--cum] [--flame -o out.svg]
+//! memprof report FILE [-o report.html] [--peak PEAK_FILE] [--title T] [-n 200]
 //! ```
 //!
 //! FILE is any pprof heap profile (ours, Go's; gzip or not) or Go's
-//! legacy `debug=1` heap text. Errors are one line on stderr,
+//! legacy `debug=1` heap text. `report` writes the self-contained HTML page
+//! `/debug/pprof/ui` serves (flame graphs, top tables, labels, ages, peak);
+//! given a heap profile that `MEMPROFILE` wrote, it includes the peak
+//! profile written beside it (`heap.peak.pb.gz` for `heap.pb.gz`) unless
+//! `--peak` names one, and says so on stderr. Errors are one line on stderr,
 //! `memprof: FILE: reason`, with exit code 1 (2 for a usage error); no
 //! file makes it panic.
 
@@ -16,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use memprof::view::{diff, diff_flame_svg, flame_svg, Profile, Top, TopOptions};
+use memprof::view::{
+    diff, diff_flame_svg, flame_svg, report_html, Profile, ReportOptions, Top, TopOptions,
+};
 
 /// Reads heap profiles (pprof or Go heap text): top tables, flame graphs, diffs.
 #[derive(Parser)]
@@ -63,6 +70,25 @@ enum Command {
         /// Where to write the SVG with --flame ("-" or nothing: standard output).
         #[arg(short, long, requires = "flame")]
         output: Option<PathBuf>,
+    },
+    /// One self-contained HTML page: flame graphs, top tables, labels,
+    /// ages, the peak and the comments (works offline).
+    Report {
+        /// The profile.
+        file: PathBuf,
+        /// Where to write the HTML ("-" or nothing: standard output).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// The peak profile to show below it (default: the one MEMPROFILE
+        /// wrote beside FILE, if FILE is a memprof heap profile).
+        #[arg(long)]
+        peak: Option<PathBuf>,
+        /// The page's title (default: FILE).
+        #[arg(long)]
+        title: Option<String>,
+        /// Show at most N functions in each top table (0: all).
+        #[arg(short = 'n', long = "nodecount", default_value_t = 200)]
+        nodecount: usize,
     },
 }
 
@@ -121,6 +147,19 @@ fn write_out(output: Option<&Path>, text: &str) -> Result<(), Failure> {
     }
 }
 
+/// The peak profile MEMPROFILE wrote beside `file`, when `profile` is a
+/// memprof heap profile (its first comment names memprof, and it is not
+/// itself a peak) and that file exists.
+fn sibling_peak(file: &Path, profile: &Profile) -> Option<PathBuf> {
+    let ours = profile
+        .comments
+        .first()
+        .is_some_and(|c| c.starts_with("memprof "));
+    let is_peak = profile.comments.iter().any(|c| c.starts_with("peak heap:"));
+    let peak = memprof::peak_path(file);
+    (ours && !is_peak && peak.is_file()).then_some(peak)
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Top { file, table } => {
@@ -164,6 +203,37 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 let top = Top::new(&combined, &table.options()).map_err(|e| fail(&file, e))?;
                 write_out(None, &top.render())
             }
+        }
+        Command::Report {
+            file,
+            output,
+            peak,
+            title,
+            nodecount,
+        } => {
+            let profile = read(&file)?;
+            let peak = match peak {
+                Some(p) => Some(read(&p)?),
+                None => match sibling_peak(&file, &profile) {
+                    Some(p) => {
+                        let peak = read(&p)?;
+                        eprintln!(
+                            "memprof: {}: including its peak profile {}",
+                            file.display(),
+                            p.display()
+                        );
+                        Some(peak)
+                    }
+                    None => None,
+                },
+            };
+            let opts = ReportOptions {
+                title: title.unwrap_or_else(|| file.display().to_string()),
+                peak: peak.as_ref(),
+                top_rows: nodecount,
+                ..ReportOptions::default()
+            };
+            write_out(output.as_deref(), &report_html(&profile, &opts))
         }
     }
 }
