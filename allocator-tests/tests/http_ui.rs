@@ -2,7 +2,8 @@
 //! by the npm `playwright-core` (`allocator-tests/js/ui.cjs`) over the
 //! running `http` example (examples/http.rs, built here as `http_example`).
 //! The flame graph must draw the example's `load_catalog` site, zoom on a
-//! click and highlight it when searched, served live and saved as a file.
+//! click and highlight it when searched, served live, saved as a file, and
+//! written by `memprof report` from the profiles saved as files.
 //! A missing Node.js, playwright-core or Chromium fails the test.
 use allocator_tests::http::get;
 use std::io::{BufRead, BufReader};
@@ -244,9 +245,38 @@ fn flame_graph_zooms_and_searches_in_chromium() {
     // from a server (every frame is inline).
     let file = dir.join("report.html");
     std::fs::write(&file, &page.body).unwrap();
+    // The heap profile and its peak, saved as MEMPROFILE names them.
+    let heap = dir.join("heap.pb.gz");
+    let peak = memprof::peak_path(&heap);
+    let heap_pb = get(s.addr, "/debug/pprof/heap");
+    let peak_pb = get(s.addr, "/debug/pprof/peak");
+    assert_eq!((heap_pb.status, peak_pb.status), (200, 200));
+    std::fs::write(&heap, &heap_pb.body).unwrap();
+    std::fs::write(&peak, &peak_pb.body).unwrap();
     drop(s);
     let url = format!("file://{}", file.display());
     check(&browse(&url, SITE, &dir.join("file.png")), &url, SITE);
+
+    // `memprof report` on the saved profile: the same page, from a file,
+    // with the peak found beside it.
+    let cli = dir.join("cli.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_memprof_cli"))
+        .arg("report")
+        .arg(&heap)
+        .arg("-o")
+        .arg(&cli)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "memprof report: {err}");
+    assert!(
+        err.contains(&format!("including its peak profile {}", peak.display())),
+        "{err}"
+    );
+    let html = std::fs::read_to_string(&cli).unwrap();
+    assert!(html.contains("id=\"peak-flame\""), "the peak is shown");
+    let url = format!("file://{}", cli.display());
+    check(&browse(&url, SITE, &dir.join("cli.png")), &url, SITE);
 }
 
 /// A function name, a label and a comment that would run a script if the
