@@ -25,7 +25,7 @@ use memprof::view::{
     diff, diff_flame_svg, flame_svg, report_html, Profile, ReportOptions, Top, TopOptions,
 };
 
-/// Reads heap profiles (pprof or Go heap text): top tables, flame graphs, diffs.
+/// Reads heap profiles (pprof or Go heap text): top tables, flame graphs, diffs, HTML reports.
 #[derive(Parser)]
 #[command(name = "memprof", version)]
 struct Cli {
