@@ -91,6 +91,7 @@
 //! is your explicit choice. When mounting [`handle`] in a server of your
 //! own, put it behind the same access control as other admin endpoints.
 
+mod coalesce;
 mod handler;
 mod request;
 mod response;
@@ -100,3 +101,42 @@ mod url;
 pub use handler::{handle, handle_with_body, MAX_CONCURRENT_DELTAS, MAX_DELTA_SECONDS};
 pub use response::Response;
 pub use server::{serve, serve_with, Options, Server};
+
+/// Profiles built for `heap`, `allocs` and `peak` requests since the
+/// process started; concurrent identical requests share one build. For
+/// tests of the server, not a stable API.
+#[doc(hidden)]
+pub fn __profile_builds() -> u64 {
+    coalesce::builds()
+}
+
+/// The request parsers, for the fuzz targets in `fuzz/` and the corpus
+/// replay test. Not a stable API.
+#[doc(hidden)]
+pub mod __fuzz {
+    /// Parses a request from the bytes received so far, as the server
+    /// does: `Ok(Some((method, target, body)))` for a whole request,
+    /// `Ok(None)` for an incomplete one, `Err((status, reason))` for a bad
+    /// one.
+    #[allow(clippy::type_complexity)]
+    pub fn parse_request(
+        buf: &[u8],
+    ) -> Result<Option<(String, String, Vec<u8>)>, (u16, &'static str)> {
+        match super::request::parse(buf) {
+            Ok(r) => Ok(r.map(|r| (r.method, r.target, r.body))),
+            Err(super::request::ReadError::Bad(status, why)) => Err((status, why)),
+        }
+    }
+
+    /// Splits a request target into its decoded path and raw query, as
+    /// the handler does (`None`: a bad escape or not UTF-8).
+    pub fn split_target(target: &str) -> Option<(String, &str)> {
+        super::url::split(target)
+    }
+
+    /// The first value of `key` in `query`, decoded as Go's
+    /// `url.ParseQuery` does.
+    pub fn form_value(query: &str, key: &str) -> String {
+        super::url::form_value(query, key)
+    }
+}
