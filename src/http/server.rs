@@ -97,6 +97,9 @@ struct Shared {
     done: Mutex<Vec<Done>>,
     /// Written to wake the event loop (answers are ready, or stopping).
     waker: UnixStream,
+    /// The event loop's end of `waker`, kept as long as `waker` is, so a
+    /// late wake-up never writes to a closed socket (no `SIGPIPE`).
+    wakee: UnixStream,
 }
 
 #[derive(Default)]
@@ -164,13 +167,12 @@ pub fn serve_with(addr: impl ToSocketAddrs, options: Options) -> io::Result<Serv
         worker_ended: Condvar::new(),
         done: Mutex::new(Vec::new()),
         waker,
+        wakee,
     });
     let sh = Arc::clone(&shared);
     let event_loop = thread::Builder::new()
         .name("memprof-http".into())
-        .spawn(move || {
-            crate::sampler::without_sampling(|| EventLoop::new(listener, wakee, sh).run())
-        })?;
+        .spawn(move || crate::sampler::without_sampling(|| EventLoop::new(listener, sh).run()))?;
     Ok(Server {
         addr,
         shared,
@@ -279,7 +281,6 @@ const LINGER_BYTES: usize = 64 * 1024;
 
 struct EventLoop {
     listener: TcpListener,
-    wakee: UnixStream,
     shared: Arc<Shared>,
     conns: HashMap<u64, Conn>,
     next_id: u64,
@@ -288,10 +289,9 @@ struct EventLoop {
 }
 
 impl EventLoop {
-    fn new(listener: TcpListener, wakee: UnixStream, shared: Arc<Shared>) -> Self {
+    fn new(listener: TcpListener, shared: Arc<Shared>) -> Self {
         EventLoop {
             listener,
-            wakee,
             shared,
             conns: HashMap::new(),
             next_id: 0,
@@ -316,7 +316,7 @@ impl EventLoop {
                 events,
                 revents: 0,
             };
-            fds.push(pollfd(self.wakee.as_raw_fd(), libc::POLLIN));
+            fds.push(pollfd(self.shared.wakee.as_raw_fd(), libc::POLLIN));
             if self.accept_paused.is_none() {
                 fds.push(pollfd(self.listener.as_raw_fd(), libc::POLLIN));
             }
@@ -346,7 +346,7 @@ impl EventLoop {
             }
             if fds[0].revents != 0 {
                 let mut buf = [0u8; 64];
-                while matches!((&self.wakee).read(&mut buf), Ok(n) if n > 0) {}
+                while matches!((&self.shared.wakee).read(&mut buf), Ok(n) if n > 0) {}
             }
             if fixed == 2 && fds[1].revents != 0 {
                 self.accept();
@@ -381,7 +381,7 @@ impl EventLoop {
                     head_only: d.head_only,
                     sent: 0,
                 };
-                c.deadline = Instant::now() + self.shared.options.write_timeout;
+                c.deadline = after(self.shared.options.write_timeout);
             }
         }
     }
@@ -438,7 +438,7 @@ impl EventLoop {
                     stream: Some(stream),
                     state: State::Reading(Vec::new()),
                     opened: now,
-                    deadline: now + self.shared.options.read_timeout,
+                    deadline: after(self.shared.options.read_timeout),
                 },
             );
         }
@@ -579,7 +579,15 @@ fn answer(c: &mut Conn, response: Arc<Response>, options: &Options) {
         head_only: false,
         sent: 0,
     };
-    c.deadline = Instant::now() + options.write_timeout;
+    c.deadline = after(options.write_timeout);
+}
+
+/// The instant `d` from now (a year at most: no overflow, whatever the
+/// options say).
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d.min(Duration::from_secs(365 * 86_400)))
+        .unwrap_or(now)
 }
 
 /// Sends what the socket takes of `c`'s answer; once all is sent, shuts
@@ -616,7 +624,7 @@ fn write_answer(c: &mut Conn) -> bool {
     }
     let _ = s.shutdown(Shutdown::Write);
     c.state = State::Lingering { drained: 0 };
-    c.deadline = Instant::now() + LINGER;
+    c.deadline = after(LINGER);
     true
 }
 
