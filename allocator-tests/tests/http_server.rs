@@ -143,6 +143,15 @@ fn debug_gives_go_text() {
     let raw = b"GET /debug/pprof/heap?debug=1 HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello";
     let r = exchange(addr, raw, false);
     assert!(r.text().starts_with("heap profile: "));
+    // A client that ends its request by shutting its sending side is
+    // answered (the request and the end of stream may arrive together).
+    let mut s = connect(addr, Duration::from_secs(30));
+    s.write_all(b"GET /debug/pprof/heap?debug=1 HTTP/1.1\r\n\r\n")
+        .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(read_reply(&mut s, false)
+        .text()
+        .starts_with("heap profile: "));
 }
 
 #[test]

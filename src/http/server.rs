@@ -503,6 +503,7 @@ impl EventLoop {
             return false;
         };
         let mut chunk = [0u8; 4096];
+        let mut ended = false;
         loop {
             let want = (request::MAX_REQUEST + 1)
                 .saturating_sub(buf.len())
@@ -511,8 +512,12 @@ impl EventLoop {
                 break;
             }
             match s.read(&mut chunk[..want]) {
-                // The client left before a whole request: nothing to answer.
-                Ok(0) => return false,
+                // The client is done sending (perhaps after a whole
+                // request: `shutdown(Write)` is how some clients end one).
+                Ok(0) => {
+                    ended = true;
+                    break;
+                }
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -520,7 +525,8 @@ impl EventLoop {
             }
         }
         match request::parse(buf) {
-            Ok(None) => true,
+            // The client left before a whole request: nothing to answer.
+            Ok(None) => !ended,
             Err(ReadError::Bad(status, why)) => {
                 answer(
                     c,
