@@ -1,6 +1,7 @@
 //! One build for concurrent identical profile requests. A fetch of `heap`,
 //! `allocs` or `peak` (without `seconds`, and for `peak` without
-//! `reset`) that arrives while the same profile in the same format is
+//! `reset`), or of the index (it counts the heap profile's records), that
+//! arrives while the same profile in the same format is
 //! being built waits for that build and shares its bytes ([`Arc`]) instead
 //! of building its own: fifty scrapes at once cost one snapshot,
 //! symbolization and encoding, not fifty. The answer is at most one build
@@ -32,13 +33,14 @@ pub(crate) struct Key {
 
 impl Key {
     /// The key of a request whose answer may be shared; `None` for any
-    /// other (deltas, `reset`, the index, errors: routed on their own).
+    /// other (deltas, `reset`, `symbol`, errors: routed on their own).
     pub(crate) fn of(method: &str, target: &str) -> Option<Key> {
         if method != "GET" && method != "HEAD" {
             return None;
         }
         let (path, query) = split(strip_authority(target))?;
         let name = match path.strip_prefix("/debug/pprof/")? {
+            "" => "",
             "heap" => "heap",
             "allocs" => "allocs",
             "peak" => "peak",
@@ -50,7 +52,8 @@ impl Key {
         }
         Some(Key {
             name,
-            text: int("debug") != 0,
+            // The index (`name` empty) has one form, whatever `debug` says.
+            text: !name.is_empty() && int("debug") != 0,
         })
     }
 
@@ -154,11 +157,14 @@ mod tests {
             k("GET", "/debug/pprof/peak?reset=0"),
             Some("/debug/pprof/peak".into())
         );
+        assert_eq!(
+            k("GET", "/debug/pprof/?debug=1"),
+            Some("/debug/pprof/".into())
+        );
         for (m, t) in [
             ("POST", "/debug/pprof/heap"),
             ("GET", "/debug/pprof/heap?seconds=1"),
             ("GET", "/debug/pprof/peak?reset=1"),
-            ("GET", "/debug/pprof/"),
             ("GET", "/debug/pprof/symbol"),
             ("GET", "/debug/pprof/%zz"),
         ] {

@@ -4,6 +4,7 @@
 //! panics only when a parser breaks an invariant, never for a bad input.
 
 use super::request::{self, ReadError, MAX_BODY, MAX_REQUEST};
+use super::response::{header_safe, html_escape};
 use super::url;
 
 /// Parses `data` as the bytes of a request received so far, as the
@@ -33,7 +34,9 @@ pub fn request(data: &[u8]) {
 /// Splits and decodes `data` as a request target (its first line; the
 /// second, if any, is a query key to look up) and checks the results: the
 /// decoded path is no longer than the target, the query is the target's
-/// tail, and a decoded value is no longer than the query.
+/// tail, and a decoded value is no longer than the query. The target
+/// escaped for HTML has no markup characters left, and escaped for a
+/// header only printable ASCII.
 pub fn url(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -47,6 +50,10 @@ pub fn url(data: &[u8]) {
         }
     }
     assert!(url::form_value(target, key).len() <= target.len());
+    let html = html_escape(text);
+    assert!(!html.contains(['<', '>', '"', '\'']));
+    assert!(html.len() >= text.len());
+    assert!(header_safe(text).bytes().all(|b| (0x21..0x7f).contains(&b)));
 }
 
 #[cfg(test)]

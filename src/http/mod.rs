@@ -82,7 +82,8 @@
 //! (else `408`), its request line in 8 KiB, its head in 16 KiB and a body
 //! in 64 KiB (else `400`); a malformed request gets `400`; a response must
 //! be read within 60 s. Concurrent requests for the same profile in the
-//! same format (`heap`, `allocs`, `peak`, not deltas nor `reset`) share one
+//! same format (`heap`, `allocs`, `peak`, not deltas nor `reset`; and the
+//! index page, which counts the heap profile's records) share one
 //! build and its bytes, also through [`handle`]: the answer is at most one
 //! build old. Profiles are built in memory with sampling off for the
 //! building thread, and sent after every memprof lock is released, by the
@@ -113,8 +114,8 @@ pub use handler::{handle, handle_with_body, MAX_CONCURRENT_DELTAS, MAX_DELTA_SEC
 pub use response::Response;
 pub use server::{serve, serve_with, Options, Server};
 
-/// Profiles built for `heap`, `allocs` and `peak` requests since the
-/// process started; concurrent identical requests share one build. For
+/// Answers built for `heap`, `allocs`, `peak` and index requests since
+/// the process started; concurrent identical requests share one build. For
 /// tests of the server, not a stable API.
 #[doc(hidden)]
 pub fn __profile_builds() -> u64 {
