@@ -430,17 +430,23 @@ impl EventLoop {
                 refuse(stream);
                 continue;
             }
-            let now = Instant::now();
             self.next_id += 1;
+            let id = self.next_id;
             self.conns.insert(
-                self.next_id,
+                id,
                 Conn {
                     stream: Some(stream),
                     state: State::Reading(Vec::new()),
-                    opened: now,
+                    opened: Instant::now(),
                     deadline: after(self.shared.options.read_timeout),
                 },
             );
+            // A real client's request has often arrived with the
+            // connection: read it now, so that it goes to a worker before
+            // more connections of this burst can evict it.
+            if !self.read_request(id) {
+                self.conns.remove(&id);
+            }
         }
     }
 
