@@ -67,6 +67,9 @@ impl Key {
 
 /// One build and the answer it gives its waiters.
 struct Flight {
+    /// The process building it: a `fork` child finds its parent's flights
+    /// in `FLIGHTS`, with no thread to finish them, and must not wait.
+    pid: u32,
     answer: Mutex<Option<Arc<Response>>>,
     done: Condvar,
 }
@@ -96,12 +99,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Joins the build of `key` in flight, or runs `build` as the one.
 fn shared(key: Key, build: impl FnOnce() -> Response) -> Arc<Response> {
+    let pid = std::process::id();
     let (flight, leader) = {
         let mut flights = lock(&FLIGHTS);
+        flights.retain(|(_, f)| f.pid == pid);
         match flights.iter().find(|(k, _)| *k == key) {
             Some((_, f)) => (Arc::clone(f), false),
             None => {
                 let f = Arc::new(Flight {
+                    pid,
                     answer: Mutex::new(None),
                     done: Condvar::new(),
                 });
