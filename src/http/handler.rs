@@ -39,6 +39,10 @@ const PREFIX: &str = "/debug/pprof/";
 ///   `tokio::task::spawn_blocking`).
 /// - The `symbol` endpoint reads addresses from a `POST` body: use
 ///   [`handle_with_body`] to serve it.
+/// - Calls for the same profile in the same format (`heap`, `allocs`,
+///   `peak`, or the index) made while one is being built wait for that
+///   build and get a copy of its answer: many scrapes at once cost one
+///   build.
 ///
 /// ```
 /// let r = memprof::http::handle("GET", "/debug/pprof/heap?debug=1");
