@@ -5,7 +5,8 @@
 //! client costs a socket and its buffered bytes, never a thread. A request
 //! that has arrived whole goes to a worker, which builds its [`Response`]
 //! (through [`coalesce::respond`], so concurrent scrapes share one build)
-//! and hands it back; the event loop sends it without blocking, so a slow
+//! and hands it back, with the same answer for every queued request of
+//! the same key that came before it was asked for; the event loop sends it without blocking, so a slow
 //! reader holds nothing but its own connection. Each connection serves one
 //! request and closes (`Connection: close`).
 //!
@@ -115,6 +116,10 @@ struct Job {
     id: u64,
     stream: TcpStream,
     request: Request,
+    /// What answers may be shared with it ([`coalesce::Key`]), if any.
+    key: Option<coalesce::Key>,
+    /// When it was queued.
+    queued: Instant,
 }
 
 /// A worker's answer to a [`Job`].
@@ -549,10 +554,13 @@ impl EventLoop {
                     return false;
                 }
                 c.state = State::Busy;
+                let key = coalesce::Key::of(&request.method, &request.target);
                 self.dispatch(Job {
                     id,
                     stream,
                     request,
+                    key,
+                    queued: Instant::now(),
                 })
             }
         }
@@ -706,23 +714,47 @@ fn worker(shared: &Shared) {
             id,
             stream,
             request: req,
+            key,
+            ..
         } = job;
+        let asked = Instant::now();
         let mut wait = |d| wait_window(&stream, d, &shared.stopping);
         // A bug must not take the server down with it: answer 500.
         let response = panic::catch_unwind(AssertUnwindSafe(|| {
             coalesce::respond(&req.method, &req.target, &req.body, &mut wait)
         }))
         .unwrap_or_else(|_| Arc::new(Response::error(500, "internal error")));
+        let mut done = vec![Done {
+            id,
+            stream,
+            response: Arc::clone(&response),
+            head_only: req.method == "HEAD",
+        }];
+        // Queued requests for the same answer that came before it was
+        // asked for share it too (as they would have joined its build had
+        // a worker been free): with few workers, many scrapes still cost
+        // one build.
+        if let Some(key) = key {
+            let mut jobs = shared.lock_jobs();
+            let queue = std::mem::take(&mut jobs.queue);
+            for j in queue {
+                if j.key == Some(key) && j.queued <= asked {
+                    done.push(Done {
+                        id: j.id,
+                        stream: j.stream,
+                        response: Arc::clone(&response),
+                        head_only: j.request.method == "HEAD",
+                    });
+                } else {
+                    jobs.queue.push_back(j);
+                }
+            }
+        }
         shared
             .done
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(Done {
-                id,
-                stream,
-                response,
-                head_only: req.method == "HEAD",
-            });
+            .extend(done);
         shared.wake();
     }
 }
