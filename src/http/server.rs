@@ -6,9 +6,10 @@
 //! that has arrived whole goes to a worker, which builds its [`Response`]
 //! (through [`coalesce::respond`], so concurrent scrapes share one build)
 //! and hands it back, with the same answer for every queued request of
-//! the same key that came before it was asked for; the event loop sends it without blocking, so a slow
-//! reader holds nothing but its own connection. Each connection serves one
-//! request and closes (`Connection: close`).
+//! the same key that came before it was asked for. The event loop sends
+//! it without blocking, so a slow reader holds nothing but its own
+//! connection. Each connection serves one request and closes
+//! (`Connection: close`).
 //!
 //! Bounds: at most [`Options::max_connections`] open connections; at that
 //! number, a new one evicts the oldest connection still sending its
@@ -18,7 +19,7 @@
 //! buffers at most one request (16 KiB head, 64 KiB body).
 //!
 //! Thread safety: `Shared` is behind an `Arc`. `jobs` (a std mutex, held
-//! only to queue or take a job) passes complete requests to workers;
+//! only to queue, take or share jobs, and to start a worker) passes complete requests to workers;
 //! `done` passes answers back, and a byte on the waker socket wakes the
 //! event loop. No lock is held across I/O or profile building. Server
 //! threads run with sampling off: the profile shows the service, not the
