@@ -280,6 +280,9 @@ struct Conn {
     deadline: Instant,
 }
 
+/// Connections accepted per round of the event loop, at most.
+const ACCEPT_BURST: usize = 64;
+
 /// How long a connection lingers after its answer, and how much it reads
 /// meanwhile.
 const LINGER: Duration = Duration::from_millis(500);
@@ -414,9 +417,11 @@ impl EventLoop {
         }
     }
 
-    /// Accepts every pending connection, making room for each if needed.
+    /// Accepts pending connections, making room for each if needed: at
+    /// most [`ACCEPT_BURST`] per round, so that a flood of connections
+    /// cannot keep the loop from sending answers.
     fn accept(&mut self) {
-        loop {
+        for _ in 0..ACCEPT_BURST {
             let stream = match self.listener.accept() {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
