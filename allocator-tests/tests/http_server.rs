@@ -1,7 +1,9 @@
 //! The built-in `/debug/pprof` server at the HTTP level, with raw
 //! `TcpStream` requests: every endpoint, header and error of Go's
 //! `net/http/pprof` that we serve, malformed and oversized requests, slow
-//! clients, the connection bound, delta waits and `stop`.
+//! clients, the connection bound, delta waits and `stop`. (Idle and slow
+//! clients in numbers, coalesced scrapes and resource bounds have binaries
+//! of their own: http_idle, http_slowloris, http_coalesce, http_bounds.)
 //!
 //! Tests run one at a time (`serial`): delta slots are process-wide, and
 //! `stop` is checked by the port being closed.
@@ -76,6 +78,30 @@ fn index_page_links_the_profiles() {
 }
 
 #[test]
+fn echoed_strings_are_escaped() {
+    let (_g, server) = setup("escape", 16);
+    let addr = server.local_addr();
+    let r = get(addr, "/debug/pprof?<script>alert('x')</script>=\"&y");
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.text(),
+        "<a href=\"/debug/pprof/?&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;=&#34;&amp;y\">\
+         Moved Permanently</a>.\n\n"
+    );
+    // Unknown names are not echoed at all, and errors are plain text.
+    for target in [
+        "/debug/pprof/<script>alert(1)</script>",
+        "/debug/pprof/%3Cscript%3E",
+        "/<script>",
+    ] {
+        let r = get(addr, target);
+        assert_eq!(r.status, 404);
+        assert!(!r.text().contains("<script>"), "{target}: {}", r.text());
+        assert_eq!(r.header("Content-Type"), Some("text/plain; charset=utf-8"));
+    }
+}
+
+#[test]
 fn profiles_are_gzip_protos_with_go_headers() {
     let (_g, server) = setup("protos", 16);
     let addr = server.local_addr();
@@ -117,6 +143,15 @@ fn debug_gives_go_text() {
     let raw = b"GET /debug/pprof/heap?debug=1 HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello";
     let r = exchange(addr, raw, false);
     assert!(r.text().starts_with("heap profile: "));
+    // A client that ends its request by shutting its sending side is
+    // answered (the request and the end of stream may arrive together).
+    let mut s = connect(addr, Duration::from_secs(30));
+    s.write_all(b"GET /debug/pprof/heap?debug=1 HTTP/1.1\r\n\r\n")
+        .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(read_reply(&mut s, false)
+        .text()
+        .starts_with("heap profile: "));
 }
 
 #[test]
@@ -310,18 +345,42 @@ fn slow_clients_time_out_while_others_are_served() {
 fn connections_are_bounded() {
     let (_g, server) = setup("bound", 4);
     let addr = server.local_addr();
-    // Four idle connections fill the server (each is accepted and waits
-    // for its request)...
-    let idle: Vec<TcpStream> = (0..4)
+    // Four idle connections fill the server; a fifth, a real request,
+    // evicts the oldest of them and is served.
+    let mut idle: Vec<TcpStream> = (0..4)
         .map(|_| connect(addr, Duration::from_secs(10)))
         .collect();
-    // ... so the fifth is refused at once. Accepting runs in order, so
-    // the four are admitted before it.
+    std::thread::sleep(Duration::from_millis(100));
+    // (`symbol`: an answer that costs no profile build, so the timing
+    // is the server's alone.)
+    let start = Instant::now();
+    assert_eq!(get(addr, "/debug/pprof/symbol").status, 200);
+    assert!(start.elapsed() < Duration::from_millis(900));
+    // The oldest was closed (after a best-effort 503), not left to time out.
+    let mut rest = Vec::new();
+    idle[0].read_to_end(&mut rest).unwrap();
+    assert!(
+        rest.is_empty() || rest.starts_with(b"HTTP/1.1 503 "),
+        "{rest:?}"
+    );
+    assert!(start.elapsed() < Duration::from_millis(900));
+    drop(idle.drain(..));
+    // Four connections being answered (delta waits) cannot be evicted:
+    // then a new one is refused with 503 at once.
+    let waiting: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = connect(addr, Duration::from_secs(30));
+            s.write_all(b"GET /debug/pprof/heap?seconds=60 HTTP/1.1\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
     let start = Instant::now();
     get(addr, "/debug/pprof/heap").assert_error(503, "too many connections");
     assert!(start.elapsed() < Duration::from_millis(900));
     // Once they go, clients are served again.
-    drop(idle);
+    drop(waiting);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let r = get(addr, "/debug/pprof/heap");

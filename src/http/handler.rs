@@ -4,8 +4,10 @@
 //! held while a client is written to.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::response::{header_safe, html_escape};
 use super::url::{form_value, split};
 use super::Response;
 use crate::HeapProfile;
@@ -37,6 +39,10 @@ const PREFIX: &str = "/debug/pprof/";
 ///   `tokio::task::spawn_blocking`).
 /// - The `symbol` endpoint reads addresses from a `POST` body: use
 ///   [`handle_with_body`] to serve it.
+/// - Calls for the same profile in the same format (`heap`, `allocs`,
+///   `peak`, or the index) made while one is being built wait for that
+///   build and get a copy of its answer: many scrapes at once cost one
+///   build.
 ///
 /// ```
 /// let r = memprof::http::handle("GET", "/debug/pprof/heap?debug=1");
@@ -67,10 +73,11 @@ pub fn handle(method: &str, path_and_query: &str) -> Response {
 /// assert!(text.starts_with("num_symbols: 1\n"));
 /// ```
 pub fn handle_with_body(method: &str, path_and_query: &str, body: &[u8]) -> Response {
-    route(method, path_and_query, body, &mut |d| {
+    let r = super::coalesce::respond(method, path_and_query, body, &mut |d| {
         std::thread::sleep(d);
         true
-    })
+    });
+    Arc::try_unwrap(r).unwrap_or_else(|shared| (*shared).clone())
 }
 
 /// [`handle_with_body`] with the delta window's wait supplied by the
@@ -117,7 +124,7 @@ pub(crate) fn route(
 }
 
 /// `http://host:port/path?q` -> `/path?q`; other targets as they are.
-fn strip_authority(target: &str) -> &str {
+pub(crate) fn strip_authority(target: &str) -> &str {
     let rest = target
         .strip_prefix("http://")
         .or_else(|| target.strip_prefix("https://"));
@@ -135,15 +142,21 @@ fn opt_query(query: &str) -> String {
     }
 }
 
-/// Go's `http.Redirect` for a GET: 301, and a link as the body.
+/// Go's `http.Redirect` for a GET: 301, and a link as the body. `to`
+/// echoes the request's query: escaped for the header and for the HTML.
 fn redirect(to: &str) -> Response {
+    let to = header_safe(to);
+    let body = format!(
+        "<a href=\"{}\">Moved Permanently</a>.\n\n",
+        html_escape(&to)
+    );
     Response {
         status: 301,
         headers: vec![
-            ("Location", to.to_owned()),
+            ("Location", to),
             ("Content-Type", "text/html; charset=utf-8".into()),
         ],
-        body: format!("<a href=\"{to}\">Moved Permanently</a>.\n\n").into_bytes(),
+        body: body.into_bytes(),
     }
 }
 
@@ -417,6 +430,23 @@ mod tests {
             (405, Some("GET, HEAD, POST"))
         );
         assert_eq!(get("/debug/pprof/%zz").status, 400);
+    }
+
+    #[test]
+    fn redirects_escape_what_they_echo() {
+        let r = get("/debug/pprof?<script>alert(1)</script>=\"'&x");
+        assert_eq!(r.status, 301);
+        let body = String::from_utf8(r.body).unwrap();
+        assert_eq!(
+            body,
+            "<a href=\"/debug/pprof/?&lt;script&gt;alert(1)&lt;/script&gt;=&#34;&#39;&amp;x\">\
+             Moved Permanently</a>.\n\n"
+        );
+        let r = get("/debug/pprof?a\r\nSet-Cookie: x");
+        assert_eq!(
+            r.header("Location"),
+            Some("/debug/pprof/?a%0D%0ASet-Cookie:%20x")
+        );
     }
 
     #[test]

@@ -70,15 +70,27 @@
 //!
 //! # The built-in server
 //!
-//! [`serve`] runs a small HTTP/1.1 server on a thread of its own, one
-//! thread per connection, and closes each connection after its response.
-//! Its limits ([`Options`]): 16 connections at once (more are answered
-//! `503`); a request must arrive whole within 10 s (else `408`), its
-//! request line in 8 KiB and its head in 16 KiB (else `400`); a malformed
-//! request gets `400`; a response must be read within 60 s. Profiles are
-//! built in memory with sampling off for the building thread, and sent
-//! after every memprof lock is released: a slow client never holds up the
-//! service's allocations or another profile.
+//! [`serve`] runs a small HTTP/1.1 server: one event-loop thread
+//! (`poll(2)`) accepts connections, reads every request head and writes
+//! every response without blocking, and up to 16 worker threads
+//! ([`Options::max_workers`], started on demand) build the responses to
+//! complete requests. Each connection serves one request and closes.
+//! Idle and slow clients therefore cost a socket, never a thread: a
+//! client trickling a byte a second holds no worker and delays no one.
+//! Its limits ([`Options`]): 256 connections at once; at that number a new
+//! connection evicts the oldest one that has not sent its whole request
+//! (only when every connection is being answered is it refused with
+//! `503`); a request must arrive whole within 10 s, however it trickles
+//! (else `408`), its request line in 8 KiB, its head in 16 KiB and a body
+//! in 64 KiB (else `400`); a malformed request gets `400`; a response must
+//! be read within 60 s. Concurrent requests for the same profile in the
+//! same format (`heap`, `allocs`, `peak`, not deltas nor `reset`; and the
+//! index page, which counts the heap profile's records) share one
+//! build and its bytes, also through [`handle`]: the answer is at most one
+//! build old. Profiles are built in memory with sampling off for the
+//! building thread, and sent after every memprof lock is released, by the
+//! event loop: a slow client never holds up the service's allocations,
+//! a worker, or another response.
 //!
 //! What a fetch costs the service (time and memory): see the "HTTP"
 //! section of `docs/performance.md`.
@@ -93,6 +105,7 @@
 //! is your explicit choice. When mounting [`handle`] in a server of your
 //! own, put it behind the same access control as other admin endpoints.
 
+mod coalesce;
 mod handler;
 mod request;
 mod response;
@@ -103,3 +116,17 @@ mod url;
 pub use handler::{handle, handle_with_body, MAX_CONCURRENT_DELTAS, MAX_DELTA_SECONDS};
 pub use response::Response;
 pub use server::{serve, serve_with, Options, Server};
+
+/// Answers built for `heap`, `allocs`, `peak` and index requests since
+/// the process started; concurrent identical requests share one build. For
+/// tests of the server, not a stable API.
+#[doc(hidden)]
+pub fn __profile_builds() -> u64 {
+    coalesce::builds()
+}
+
+/// The request parsers under the invariants the fuzz targets in `fuzz/`
+/// check; the corpus replay test runs them too. Not a stable API.
+#[doc(hidden)]
+#[path = "fuzz.rs"]
+pub mod __fuzz;

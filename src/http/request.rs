@@ -1,12 +1,9 @@
-//! Reading one HTTP/1.x request from a connection, with limits: the head
-//! (request line and headers) must arrive whole within the read timeout and
-//! fit [`MAX_HEAD`] bytes (the request line [`MAX_LINE`]); a body (only
-//! `POST /debug/pprof/symbol` has one) fits [`MAX_BODY`]. Anything else is
-//! an error with the status to answer, never a panic.
-
-use std::io::{self, Read};
-use std::net::TcpStream;
-use std::time::Instant;
+//! Parsing one HTTP/1.x request from the bytes received so far, with
+//! limits: the head (request line and headers) must fit [`MAX_HEAD`] bytes
+//! (the request line [`MAX_LINE`]); a body (only `POST
+//! /debug/pprof/symbol` has one) fits [`MAX_BODY`]. Anything else is an
+//! error with the status to answer, never a panic. No I/O: the server's
+//! event loop feeds [`parse`] whatever has arrived.
 
 /// Longest request line accepted, in bytes.
 pub(crate) const MAX_LINE: usize = 8 * 1024;
@@ -14,6 +11,8 @@ pub(crate) const MAX_LINE: usize = 8 * 1024;
 pub(crate) const MAX_HEAD: usize = 16 * 1024;
 /// Longest request body accepted, in bytes.
 pub(crate) const MAX_BODY: usize = 64 * 1024;
+/// The most bytes a request can need: the server reads no further.
+pub(crate) const MAX_REQUEST: usize = MAX_HEAD + MAX_BODY;
 
 /// A request, as far as the handlers need it.
 #[derive(Debug, PartialEq, Eq)]
@@ -23,37 +22,27 @@ pub(crate) struct Request {
     pub(crate) body: Vec<u8>,
 }
 
-/// Why no request was read.
+/// Why a request cannot be served.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ReadError {
-    /// The client closed the connection (or it failed) before a whole
-    /// request arrived: nothing to answer.
-    Closed,
-    /// The read timeout passed first.
-    Timeout,
     /// Oversized or malformed: answer this status and reason.
     Bad(u16, &'static str),
 }
 
-/// Reads one request from `stream`; gives up at `deadline`.
-pub(crate) fn read(stream: &mut TcpStream, deadline: Instant) -> Result<Request, ReadError> {
-    let mut buf = Vec::with_capacity(1024);
-    let line_too_long = |buf: &[u8]| {
-        let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
-        line_end > MAX_LINE
-    };
-    let end = loop {
-        let end = head_end(&buf);
-        if line_too_long(&buf[..end.unwrap_or(buf.len())]) {
-            return Err(ReadError::Bad(400, "request line too long"));
-        }
-        if let Some(end) = end {
-            break end;
-        }
-        if buf.len() >= MAX_HEAD {
-            return Err(ReadError::Bad(400, "request header too large"));
-        }
-        read_some(stream, &mut buf, MAX_HEAD + 1, deadline)?;
+/// The request at the start of `buf`, the bytes received so far:
+/// `Ok(None)` while it is incomplete. Bytes after the request (a
+/// pipelined second one) are ignored: the connection closes after one.
+pub(crate) fn parse(buf: &[u8]) -> Result<Option<Request>, ReadError> {
+    let end = head_end(buf);
+    let line = &buf[..end.unwrap_or(buf.len())];
+    let line_end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+    if line_end > MAX_LINE {
+        return Err(ReadError::Bad(400, "request line too long"));
+    }
+    let end = match end {
+        Some(end) if end <= MAX_HEAD => end,
+        None if buf.len() < MAX_HEAD => return Ok(None),
+        _ => return Err(ReadError::Bad(400, "request header too large")),
     };
     let head = parse_head(&buf[..end])?;
     if head.chunked {
@@ -66,54 +55,14 @@ pub(crate) fn read(stream: &mut TcpStream, deadline: Instant) -> Result<Request,
     if len > MAX_BODY {
         return Err(ReadError::Bad(400, "request body too large"));
     }
-    let mut body = buf.split_off(end);
-    while body.len() < len {
-        read_some(stream, &mut body, len, deadline)?;
-    }
-    body.truncate(len);
-    Ok(Request {
+    let Some(body) = buf.get(end..end + len) else {
+        return Ok(None);
+    };
+    Ok(Some(Request {
         method: head.method,
         target: head.target,
-        body,
-    })
-}
-
-/// Reads once into `buf`, up to `limit` bytes in all, waiting at most until
-/// `deadline`.
-fn read_some(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    limit: usize,
-    deadline: Instant,
-) -> Result<(), ReadError> {
-    let mut chunk = [0u8; 4096];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ReadError::Timeout);
-        }
-        stream
-            .set_read_timeout(Some(left))
-            .map_err(|_| ReadError::Closed)?;
-        let want = limit.saturating_sub(buf.len()).clamp(1, chunk.len());
-        match stream.read(&mut chunk[..want]) {
-            Ok(0) => return Err(ReadError::Closed),
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                return Ok(());
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(ReadError::Timeout)
-            }
-            Err(_) => return Err(ReadError::Closed),
-        }
-    }
+        body: body.to_vec(),
+    }))
 }
 
 /// The index just past the empty line that ends the head (`\r\n\r\n`, or
@@ -253,6 +202,39 @@ mod tests {
             assert_eq!(bad(head), 400, "{head:?}");
         }
         assert_eq!(bad("PRI * HTTP/2.0\r\n\r\n"), 505);
+    }
+
+    #[test]
+    fn parses_as_bytes_arrive() {
+        let raw = b"POST /debug/pprof/symbol HTTP/1.1\r\nContent-Length: 4\r\n\r\n0x10extra";
+        let whole = raw.len() - "extra".len();
+        for n in 0..whole {
+            assert_eq!(parse(&raw[..n]), Ok(None), "{n} bytes");
+        }
+        let r = parse(&raw[..whole]).unwrap().unwrap();
+        assert_eq!(
+            (r.method.as_str(), r.body.as_slice()),
+            ("POST", &b"0x10"[..])
+        );
+        assert_eq!(parse(raw).unwrap().unwrap(), r, "pipelined bytes ignored");
+        let long_line = format!("GET /{} HTTP/1.1", "a".repeat(MAX_LINE));
+        assert_eq!(
+            parse(long_line.as_bytes()),
+            Err(ReadError::Bad(400, "request line too long"))
+        );
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "z".repeat(MAX_HEAD));
+        let too_large = Err(ReadError::Bad(400, "request header too large"));
+        assert_eq!(parse(big.as_bytes()), too_large);
+        assert_eq!(parse(&big.as_bytes()[..MAX_HEAD]), too_large);
+        assert_eq!(parse(&big.as_bytes()[..MAX_HEAD - 1]), Ok(None));
+        let body = format!(
+            "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY + 1
+        );
+        assert_eq!(
+            parse(body.as_bytes()),
+            Err(ReadError::Bad(400, "request body too large"))
+        );
     }
 
     #[test]

@@ -95,6 +95,38 @@ impl Response {
     }
 }
 
+/// `s` made safe to echo into HTML text or a quoted attribute, as Go's
+/// `html.EscapeString`: `&`, `<`, `>`, `"` and `'` become entities.
+pub(crate) fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&#34;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `s` made safe as a header value: bytes outside printable ASCII (CR,
+/// LF, controls, space, non-ASCII) are percent-encoded, so a value taken
+/// from a request cannot split or end the header.
+pub(crate) fn header_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (0x21..0x7f).contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
@@ -149,6 +181,18 @@ mod tests {
         assert_eq!(at(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(at(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
         assert_eq!(at(1_767_225_599), "Wed, 31 Dec 2025 23:59:59 GMT");
+    }
+
+    #[test]
+    fn echoed_strings_are_escaped() {
+        assert_eq!(
+            html_escape("<script>alert('x')</script>&\"é"),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&#34;é"
+        );
+        assert_eq!(
+            header_safe("/a?b=<c>\r\nX: y é"),
+            "/a?b=<c>%0D%0AX:%20y%20%C3%A9"
+        );
     }
 
     #[test]
