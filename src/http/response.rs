@@ -95,22 +95,7 @@ impl Response {
     }
 }
 
-/// `s` made safe to echo into HTML text or a quoted attribute, as Go's
-/// `html.EscapeString`: `&`, `<`, `>`, `"` and `'` become entities.
-pub(crate) fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&#34;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub(crate) use crate::view::html_escape;
 
 /// `s` made safe as a header value: bytes outside printable ASCII (CR,
 /// LF, controls, space, non-ASCII) are percent-encoded, so a value taken

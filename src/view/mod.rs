@@ -40,6 +40,7 @@
 
 mod diff;
 mod flame;
+mod html;
 mod legacy;
 mod profile;
 mod read;
@@ -49,6 +50,7 @@ mod units;
 
 pub use diff::{diff, DiffError};
 pub use flame::{diff_flame_svg, flame_svg, folded, FlameError};
+pub(crate) use html::html_escape;
 pub use profile::{Frame, FrameId, Profile, Sample, ValueType};
 pub use read::{ReadError, MAX_DECOMPRESSED};
 pub use report::{report_html, ReportLink, ReportOptions};

@@ -16,9 +16,10 @@ mod sections;
 
 use std::fmt::Write as _;
 
+use super::html::html_escape;
 use super::units::percentage;
 use super::{flame_svg, Profile, Top, TopOptions};
-use sections::{ages, comments, esc, labels, summary};
+use sections::{ages, comments, labels, summary};
 
 const CSS: &str = include_str!("report.css");
 const JS: &str = include_str!("report.js");
@@ -98,7 +99,7 @@ pub struct ReportLink {
 /// ```
 pub fn report_html(profile: &Profile, opts: &ReportOptions<'_>) -> String {
     let mut h = String::with_capacity(64 * 1024);
-    let title = esc(&opts.title);
+    let title = html_escape(&opts.title);
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -121,7 +122,11 @@ pub fn report_html(profile: &Profile, opts: &ReportOptions<'_>) -> String {
         );
         for (i, t) in types.iter().enumerate() {
             let sel = if i == initial { " selected" } else { "" };
-            let _ = writeln!(h, "<option value=\"{i}\"{sel}>{}</option>", esc(&t.kind));
+            let _ = writeln!(
+                h,
+                "<option value=\"{i}\"{sel}>{}</option>",
+                html_escape(&t.kind)
+            );
         }
         h.push_str(
             "</select></label>\n<input id=\"search\" type=\"search\" placeholder=\"Search functions\" \
@@ -173,10 +178,15 @@ fn nav(h: &mut String, links: &[ReportLink]) {
             let _ = write!(
                 h,
                 "<strong aria-current=\"page\">{}</strong> ",
-                esc(&l.label)
+                html_escape(&l.label)
             );
         } else {
-            let _ = write!(h, "<a href=\"{}\">{}</a> ", esc(&l.href), esc(&l.label));
+            let _ = write!(
+                h,
+                "<a href=\"{}\">{}</a> ",
+                html_escape(&l.href),
+                html_escape(&l.label)
+            );
         }
     }
     h.push_str("</nav>\n");
@@ -185,7 +195,7 @@ fn nav(h: &mut String, links: &[ReportLink]) {
 /// One flame graph ([`flame_svg`]) in a frame of its own (see the module
 /// docs for why), or a line saying why there is none.
 fn flame(h: &mut String, p: &Profile, i: usize, id: &str, shown: bool, class: &str) {
-    let kind = esc(&p.sample_types[i].kind);
+    let kind = html_escape(&p.sample_types[i].kind);
     let hidden = if shown { "" } else { " off" };
     match flame_svg(p, i, &p.sample_types[i].kind) {
         Ok(svg) => {
@@ -204,7 +214,7 @@ fn flame(h: &mut String, p: &Profile, i: usize, id: &str, shown: bool, class: &s
                 h,
                 "<iframe class=\"flame{hidden}{class}\" id=\"{id}\" data-type=\"{i}\" \
                  data-kind=\"{kind}\" title=\"Flame graph of {kind}\" srcdoc=\"{}\"></iframe>",
-                esc(&doc)
+                html_escape(&doc)
             );
         }
         Err(e) => {
@@ -212,7 +222,7 @@ fn flame(h: &mut String, p: &Profile, i: usize, id: &str, shown: bool, class: &s
                 h,
                 "<p class=\"flame empty{hidden}{class}\" id=\"{id}\" data-type=\"{i}\" \
                  data-kind=\"{kind}\">No flame graph of {kind}: {}.</p>",
-                esc(&e.to_string())
+                html_escape(&e.to_string())
             );
         }
     }
@@ -222,7 +232,7 @@ fn flame(h: &mut String, p: &Profile, i: usize, id: &str, shown: bool, class: &s
 /// cut and at most `max` rows, its header lines (what was dropped) as the
 /// caption.
 fn top_table(h: &mut String, p: &Profile, i: usize, max: usize, id: &str, shown: bool) {
-    let kind = esc(&p.sample_types[i].kind);
+    let kind = html_escape(&p.sample_types[i].kind);
     let hidden = if shown { "" } else { " off" };
     let _ = writeln!(
         h,
@@ -236,14 +246,14 @@ fn top_table(h: &mut String, p: &Profile, i: usize, max: usize, id: &str, shown:
     let top = match Top::new(p, &options) {
         Ok(top) => top,
         Err(e) => {
-            let _ = writeln!(h, "<p>No table of {kind}: {}.</p>\n</div>", esc(&e));
+            let _ = writeln!(h, "<p>No table of {kind}: {}.</p>\n</div>", html_escape(&e));
             return;
         }
     };
     // The header less the comments, which have a section of their own.
     let caption: Vec<String> = top.header()[top.comments.len()..]
         .iter()
-        .map(|l| esc(l))
+        .map(|l| html_escape(l))
         .collect();
     let _ = writeln!(
         h,
@@ -258,12 +268,12 @@ fn top_table(h: &mut String, p: &Profile, i: usize, max: usize, id: &str, shown:
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"fn\">{}{}</td></tr>",
-            esc(&top.format_value(r.flat)),
+            html_escape(&top.format_value(r.flat)),
             pct(r.flat),
             pct(sum),
-            esc(&top.format_value(r.cum)),
+            html_escape(&top.format_value(r.cum)),
             pct(r.cum),
-            esc(&r.name),
+            html_escape(&r.name),
             r.inline
                 .map(|m| format!(" <span class=\"inline\">{m}</span>"))
                 .unwrap_or_default()

@@ -1,10 +1,11 @@
 //! The report's plain sections: the summary, totals by label and by age,
-//! the comments, and the HTML escaping and formatting they share. Values
+//! the comments, and the formatting they share. Values
 //! are formatted as `go tool pprof` formats them ([`units`](super::super::units)).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use super::super::html::html_escape;
 use super::super::units::scaled_label;
 use super::super::{Profile, Sample};
 
@@ -21,9 +22,9 @@ pub(super) fn summary(h: &mut String, p: &Profile) {
         let _ = writeln!(
             h,
             "<dt>Period</dt><dd>{} ({}/{})</dd>",
-            esc(&fmt_value(p.period, &pt.unit)),
-            esc(&pt.kind),
-            esc(&pt.unit)
+            html_escape(&fmt_value(p.period, &pt.unit)),
+            html_escape(&pt.kind),
+            html_escape(&pt.unit)
         );
     }
     if p.time_nanos > 0 {
@@ -44,8 +45,8 @@ pub(super) fn summary(h: &mut String, p: &Profile) {
         let _ = writeln!(
             h,
             "<dt>{}</dt><dd>{}</dd>",
-            esc(&t.kind),
-            esc(&fmt_value(total, &t.unit))
+            html_escape(&t.kind),
+            html_escape(&fmt_value(total, &t.unit))
         );
     }
     h.push_str("</dl>\n");
@@ -54,15 +55,15 @@ pub(super) fn summary(h: &mut String, p: &Profile) {
 /// A table of totals per group, one column per sample type.
 fn group_table(h: &mut String, p: &Profile, head: &str, groups: &[(String, Vec<i64>)]) {
     h.push_str("<table class=\"groups\">\n<thead><tr>");
-    let _ = write!(h, "<th class=\"fn\">{}</th>", esc(head));
+    let _ = write!(h, "<th class=\"fn\">{}</th>", html_escape(head));
     for t in &p.sample_types {
-        let _ = write!(h, "<th>{}</th>", esc(&t.kind));
+        let _ = write!(h, "<th>{}</th>", html_escape(&t.kind));
     }
     h.push_str("</tr></thead>\n<tbody>\n");
     for (name, values) in groups {
-        let _ = write!(h, "<tr><td class=\"fn\">{}</td>", esc(name));
+        let _ = write!(h, "<tr><td class=\"fn\">{}</td>", html_escape(name));
         for (v, t) in values.iter().zip(&p.sample_types) {
-            let _ = write!(h, "<td>{}</td>", esc(&fmt_value(*v, &t.unit)));
+            let _ = write!(h, "<td>{}</td>", html_escape(&fmt_value(*v, &t.unit)));
         }
         h.push_str("</tr>\n");
     }
@@ -113,7 +114,7 @@ pub(super) fn labels(h: &mut String, p: &Profile, sort_by: usize) {
         if any_none {
             groups.push((format!("(no {key} label)"), none));
         }
-        let _ = writeln!(h, "<h3>{}</h3>", esc(key));
+        let _ = writeln!(h, "<h3>{}</h3>", html_escape(key));
         group_table(h, p, key, &groups);
     }
     h.push_str("</section>\n");
@@ -178,25 +179,9 @@ pub(super) fn comments(h: &mut String, id: &str, title: &str, comments: &[String
         "<section id=\"{id}\">\n<h2>{title}</h2>\n<ul class=\"comments\">"
     );
     for c in comments {
-        let _ = writeln!(h, "<li>{}</li>", esc(c));
+        let _ = writeln!(h, "<li>{}</li>", html_escape(c));
     }
     h.push_str("</ul>\n</section>\n");
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub(super) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Nanoseconds since the epoch as a UTC date and time.
