@@ -84,6 +84,23 @@ fn unsymbolized_profiles_read_no_debug_info_and_symbolize_from_the_binary() {
         loads,
         "an unsymbolized write opened debug info"
     );
+    // The endpoints, with `?symbolize=0`: no debug info either.
+    for target in [
+        "/debug/pprof/heap?symbolize=0",
+        "/debug/pprof/allocs?symbolize=0",
+    ] {
+        let r = memprof::http::handle("GET", target);
+        assert_eq!(r.status, 200, "{target}");
+        let path = dir.join("http.pb.gz");
+        std::fs::write(&path, &r.body).unwrap();
+        let raw = go_pprof(&["-raw", "-symbolize=none"], &path);
+        assert!(raw.contains("symbolization: off"), "{target}:\n{raw}");
+    }
+    assert_eq!(
+        memprof::__private::debug_info_loads(),
+        loads,
+        "an unsymbolized endpoint opened debug info"
+    );
     let mut named = None;
     let grew_named = peak_growth(|| named = Some(write_pprof(&profile, &dir, "named.pb.gz")));
     let named = named.unwrap();
@@ -104,13 +121,14 @@ fn unsymbolized_profiles_read_no_debug_info_and_symbolize_from_the_binary() {
         "{raw}"
     );
     assert!(!raw.contains("unsymbolized_known_site"), "{raw}");
-    let locations = raw
-        .split("Locations")
-        .nth(1)
-        .expect("no Locations section");
+    let locations = raw.split("Locations").nth(1).expect("no Locations section");
     let exe = std::env::current_exe().unwrap();
     let build_id = {
-        let out = Command::new("readelf").arg("-n").arg(&exe).output().unwrap();
+        let out = Command::new("readelf")
+            .arg("-n")
+            .arg(&exe)
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.lines()
             .find_map(|l| l.trim().strip_prefix("Build ID: ").map(str::to_owned))
@@ -183,5 +201,43 @@ fn unsymbolized_profiles_read_no_debug_info_and_symbolize_from_the_binary() {
     assert!(js.samples.iter().all(|s| s.funcs.iter().all(Vec::is_empty)));
 
     black_box(kept);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `MEMPROF_SYMBOLIZE=0`: the profiles `MEMPROFILE` writes at exit are
+/// unsymbolized; `go tool pprof` names the probe's site from its binary.
+#[test]
+fn memprof_symbolize_0_writes_the_exit_profiles_unsymbolized() {
+    let _w = watchdog(120, "MEMPROF_SYMBOLIZE=0");
+    let dir = temp_dir("unsymbolized-env");
+    let probe = env!("CARGO_BIN_EXE_env_probe");
+    let heap = dir.join("heap.pb.gz");
+    let out = Command::new(probe)
+        .env("MEMPROFILERATE", "1")
+        .env("MEMPROFILE", &heap)
+        .env("MEMPROF_SYMBOLIZE", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for path in [heap.clone(), dir.join("heap.peak.pb.gz")] {
+        let raw = go_pprof(&["-raw", "-symbolize=none"], &path);
+        assert!(
+            raw.contains("symbolization: off"),
+            "{}:\n{raw}",
+            path.display()
+        );
+        assert!(!raw.contains("probe_allocs"), "{raw}");
+    }
+    let top = go_pprof(
+        &[
+            "-top",
+            "-cum",
+            "-nodecount=100000",
+            "-symbolize=local",
+            probe,
+        ],
+        &heap,
+    );
+    assert!(top.contains("probe_allocs"), "{top}");
     let _ = std::fs::remove_dir_all(&dir);
 }
