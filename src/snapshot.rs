@@ -432,7 +432,9 @@ impl Record {
     /// Symbolizes the stack: one [`Frame`] per function, inlined frames
     /// included, innermost first, without the profiler's own frames.
     ///
-    /// Allocations made while symbolizing are not sampled.
+    /// Allocations made while symbolizing are not sampled. Each call reads
+    /// the debug info it needs and releases it (some milliseconds): to name
+    /// many records, use [`HeapProfile::top_sites`] or write a profile.
     pub fn frames(&self) -> Vec<Frame> {
         frames_of(&self.stack)
     }
