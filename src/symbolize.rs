@@ -7,13 +7,15 @@
 //! allocations are never sampled and never re-enter the profiler.
 //!
 //! Names come from the debug info when there is some, else from the symbol
-//! table (via the `backtrace` crate). How complete they are depends on the
-//! build: full debug info and `debug = "limited"` give full paths
-//! (`myapp::cache::load`); `debug = "line-tables-only"` gives DWARF's short
-//! names for inlined frames (`load`); no debug info gives symbol-table names
-//! and no inlined frames, files or lines. Modules loaded after `backtrace`
-//! first looked (plugins `dlopen`ed later) are read with `addr2line`
-//! ([`LateModules`]).
+//! table, both read with `addr2line` one module at a time ([`Symbolizer`];
+//! the `backtrace` crate for a module whose file cannot be opened). How
+//! complete they are depends on the build: full debug info and
+//! `debug = "limited"` give full paths (`myapp::cache::load`);
+//! `debug = "line-tables-only"` gives DWARF's short names for inlined
+//! frames (`load`); no debug info gives symbol-table names and no inlined
+//! frames, files or lines. Modules are looked up at each write, so plugins
+//! `dlopen`ed later are named too. Nothing is kept between writes
+//! (`docs/design.md`, "Symbolization and its memory").
 //!
 //! [`Record::frames`]: crate::Record::frames
 
@@ -24,8 +26,9 @@ use std::ffi::c_void;
 use crate::Frame;
 
 /// Set in a `fork` child when another thread of the parent was writing a
-/// profile at the fork: the `backtrace` crate's lock may be held for ever
-/// and its caches half-written, so this process never symbolizes again.
+/// profile at the fork: the loader walk or the `backtrace` crate's lock
+/// may be held for ever and its caches half-written, so this process never
+/// symbolizes again.
 static DISABLED: AtomicBool = AtomicBool::new(false);
 
 /// Turns symbolization off for good (a `fork` child, see `DISABLED`).
@@ -99,6 +102,8 @@ static LOADED_SINCE_TRIM: AtomicBool = AtomicBool::new(false);
 pub(crate) struct Symbolizer {
     cache: HashMap<usize, Vec<Sym>>,
     modules: Modules,
+    /// For a symbolizer that is off: trimming's symbol-table lookups.
+    tables: SymbolTables,
     /// `false`: every address resolves to nothing, nothing is read (the
     /// unsymbolized writers).
     on: bool,
@@ -129,6 +134,7 @@ impl Symbolizer {
         Self {
             cache: HashMap::new(),
             modules: Modules::default(),
+            tables: SymbolTables::default(),
             on: true,
             used_backtrace: false,
         }
@@ -182,6 +188,9 @@ impl Symbolizer {
     pub(crate) fn trim(&mut self, stack: &[usize]) -> Vec<LocKey> {
         let stack: Vec<usize> = stack.iter().copied().filter(|&a| a != 0).collect();
         let stack = &stack[..];
+        if !self.on {
+            return self.trim_by_symbol_table(stack);
+        }
         // An unresolved address counts as one frame with an empty name:
         // neither profiler nor shim, so it stops the trimming.
         let mut names: Vec<&str> = Vec::new();
@@ -207,6 +216,112 @@ impl Symbolizer {
         }
         keys
     }
+}
+
+impl Symbolizer {
+    /// [`trim`](Self::trim) for a symbolizer that is off: the profiler's
+    /// frames are found by the symbol-table names of the stack's leaf-end
+    /// addresses ([`SymbolTables`]), no debug info read; each address is one
+    /// frame (no inlining known).
+    fn trim_by_symbol_table(&mut self, stack: &[usize]) -> Vec<LocKey> {
+        // The profiler's own frames are the first dozen or so.
+        const LEAF: usize = 32;
+        let leaf = &stack[..stack.len().min(LEAF)];
+        let mut names: Vec<&str> = leaf.iter().map(|&ret| self.tables.role(ret)).collect();
+        if stack.len() > leaf.len() {
+            names.push(""); // not the profiler's: never hide a whole stack
+        }
+        let cut = profiler_frames(&names).min(leaf.len());
+        stack[cut..]
+            .iter()
+            .map(|&ret| LocKey { ret, skip: 0 })
+            .collect()
+    }
+}
+
+/// The functions of the loaded modules' symbol tables (not their debug
+/// info) that trimming cares about: the allocator shims, the standard
+/// library's allocation plumbing and the profiler's own, by address range.
+/// Read once per module and unsymbolized write, only for the leaf ends of
+/// stacks; a module's other functions are not kept.
+#[derive(Default)]
+struct SymbolTables {
+    modules: HashMap<String, Option<Vec<(u64, u64, &'static str)>>>,
+}
+
+impl SymbolTables {
+    /// A name that stands for the role of the function holding the call
+    /// before `ret` in [`profiler_frames`]: a shim, plumbing, the
+    /// profiler's, or `""` (anything else, or unknown).
+    fn role(&mut self, ret: usize) -> &'static str {
+        let pc = ret.saturating_sub(1);
+        let Some((path, bias)) = module_of(pc) else {
+            return "";
+        };
+        let Some(table) = self
+            .modules
+            .entry(path)
+            .or_insert_with_key(|p| read_roles(p))
+        else {
+            return "";
+        };
+        let probe = (pc - bias) as u64;
+        let i = table.partition_point(|e| e.0 <= probe);
+        match i.checked_sub(1).map(|i| table[i]) {
+            Some((_, end, role)) if probe < end => role,
+            _ => "",
+        }
+    }
+}
+
+/// The role-carrying functions of the symbol table of the module at `path`
+/// (`""`: the main program), sorted by start address.
+fn read_roles(path: &str) -> Option<Vec<(u64, u64, &'static str)>> {
+    let file = if path.is_empty() {
+        std::env::current_exe()
+            .and_then(std::fs::File::open)
+            .or_else(|_| std::fs::File::open("/proc/self/exe"))
+    } else {
+        std::fs::File::open(path)
+    }
+    .ok()?;
+    // SAFETY: the file is mapped read-only and only read while the map
+    // lives; a binary rewritten in place while we read it could give wrong
+    // names (as for any reader of it), not unsafety in this process, whose
+    // own text is mapped separately by the loader.
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    use object::{Object, ObjectSymbol, SymbolKind};
+    let obj = object::File::parse(&*map).ok()?;
+    let interesting = |raw: &[u8]| {
+        [&b"memprof"[..], b"backtrace", b"__r", b"alloc", b"_Unwind_"]
+            .iter()
+            .any(|w| raw.windows(w.len()).any(|x| x == *w))
+    };
+    let mut out: Vec<(u64, u64, &'static str)> = obj
+        .symbols()
+        .chain(obj.dynamic_symbols())
+        .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
+        .filter_map(|s| {
+            let raw = s.name_bytes().ok()?;
+            if !interesting(raw) {
+                return None;
+            }
+            let name = format!("{:#}", backtrace::SymbolName::new(raw));
+            let role = if is_alloc_shim(&name) {
+                "__rust_alloc"
+            } else if is_alloc_plumbing(&name) {
+                "alloc::alloc::alloc"
+            } else if is_profiler_fn(&name) {
+                PROFILER_FRAME
+            } else {
+                return None;
+            };
+            Some((s.address(), s.address() + s.size(), role))
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
 }
 
 /// Looks up the call instruction before return address `ret` with the
