@@ -246,7 +246,9 @@ impl Symbolizer {
 /// stacks; a module's other functions are not kept.
 #[derive(Default)]
 struct SymbolTables {
-    modules: HashMap<String, Option<Vec<(u64, u64, &'static str)>>>,
+    modules: HashMap<String, Option<Roles>>,
+    /// [`role`](Self::role) by return address.
+    roles: HashMap<usize, &'static str>,
 }
 
 impl SymbolTables {
@@ -254,6 +256,15 @@ impl SymbolTables {
     /// before `ret` in [`profiler_frames`]: a shim, plumbing, the
     /// profiler's, or `""` (anything else, or unknown).
     fn role(&mut self, ret: usize) -> &'static str {
+        if let Some(&r) = self.roles.get(&ret) {
+            return r;
+        }
+        let r = self.role_uncached(ret);
+        self.roles.insert(ret, r);
+        r
+    }
+
+    fn role_uncached(&mut self, ret: usize) -> &'static str {
         let pc = ret.saturating_sub(1);
         let Some((path, bias)) = module_of(pc) else {
             return "";
@@ -274,9 +285,12 @@ impl SymbolTables {
     }
 }
 
+/// Functions as `(start, end, role)`, sorted; see [`SymbolTables::role`].
+type Roles = Vec<(u64, u64, &'static str)>;
+
 /// The role-carrying functions of the symbol table of the module at `path`
 /// (`""`: the main program), sorted by start address.
-fn read_roles(path: &str) -> Option<Vec<(u64, u64, &'static str)>> {
+fn read_roles(path: &str) -> Option<Roles> {
     let file = if path.is_empty() {
         std::env::current_exe()
             .and_then(std::fs::File::open)
@@ -297,7 +311,7 @@ fn read_roles(path: &str) -> Option<Vec<(u64, u64, &'static str)>> {
             .iter()
             .any(|w| raw.windows(w.len()).any(|x| x == *w))
     };
-    let mut out: Vec<(u64, u64, &'static str)> = obj
+    let mut out: Roles = obj
         .symbols()
         .chain(obj.dynamic_symbols())
         .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)

@@ -53,9 +53,12 @@ impl HeapProfile {
     /// symbolized profile) and its mapping; each mapping has the file name,
     /// the address range, the file offset and the GNU build ID from
     /// `/proc/self/maps` and the loaded objects' ELF notes, and
-    /// `has_functions = false`. Stacks are whole: the profiler's own frames
-    /// (memprof, `__rust_alloc`) are found by name, so they stay at the
-    /// leaf end. A comment says `symbolization: off`.
+    /// `has_functions = false`. The profiler's own frames (memprof,
+    /// `__rust_alloc`, the allocation plumbing of `alloc::alloc`) are cut
+    /// from the leaf end of each stack by their symbol-table names, as in
+    /// the symbolized profile (no inlining is known without debug info, so
+    /// a profiler function inlined into a caller's frame is not cut). A
+    /// comment says `symbolization: off`.
     ///
     /// `MEMPROF_SYMBOLIZE=0` makes the `MEMPROFILE` write unsymbolized, and
     /// `?symbolize=0` the `/debug/pprof` endpoints'.
