@@ -10,6 +10,11 @@
 //! `MEMPROF_TRACE=1|0|500ms|5s|1m`: a heap summary line on stderr per
 //! interval (`crate::trace`); a bad value prints one warning, tracing off.
 //!
+//! `MEMPROF_SYMBOLIZE=0`: the `MEMPROFILE` profiles are written
+//! unsymbolized (addresses, mappings and build IDs; no debug info read),
+//! for a backend that symbolizes them. `1` or unset: symbolized. Another
+//! value prints one warning and symbolizes.
+//!
 //! `MEMPROFILE=path`: the heap profile (pprof, gzip) is written there when
 //! the process exits normally (`exit`, or returning from `main`; not on
 //! `abort`, a signal, or `_exit`). `{pid}` and `{bin}` in the path are
@@ -159,7 +164,9 @@ extern "C" fn write_at_exit() {
             return;
         };
         let path = expand(Path::new(&raw));
-        if let Err(e) = crate::write_heap_profile(&path) {
+        let symbolize = symbolize_at_exit();
+        let heap = crate::heap_profile();
+        if let Err(e) = crate::write_profile_file(&path, &heap, symbolize) {
             eprintln!(
                 "memprof: cannot write the heap profile to {}: {e}",
                 path.display()
@@ -167,7 +174,7 @@ extern "C" fn write_at_exit() {
             return;
         }
         let peak = peak_path(&path);
-        match crate::write_peak_profile(&peak) {
+        match crate::write_profile_file(&peak, &crate::peak_profile(), symbolize) {
             Ok(()) => eprintln!(
                 "memprof: heap profile written to {} (its peak to {})",
                 path.display(),
@@ -180,6 +187,22 @@ extern "C" fn write_at_exit() {
             ),
         }
     });
+}
+
+/// `MEMPROF_SYMBOLIZE`: `0` writes the exit profiles unsymbolized.
+fn symbolize_at_exit() -> bool {
+    match std::env::var_os("MEMPROF_SYMBOLIZE") {
+        None => true,
+        Some(v) if v == "0" => false,
+        Some(v) if v == "1" => true,
+        Some(v) => {
+            eprintln!(
+                "memprof: MEMPROF_SYMBOLIZE={} is not 0 or 1; writing symbolized profiles",
+                v.to_string_lossy()
+            );
+            true
+        }
+    }
 }
 
 /// The path `MEMPROFILE` writes the peak profile to, beside the heap

@@ -351,7 +351,7 @@ pub fn exact_totals() -> ExactTotals {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn write_heap_profile(path: impl AsRef<Path>) -> std::io::Result<()> {
-    crate::sampler::without_sampling(|| write_profile_file(path.as_ref(), &heap_profile()))
+    crate::sampler::without_sampling(|| write_profile_file(path.as_ref(), &heap_profile(), true))
 }
 
 /// Writes the peak heap profile ([`peak_profile`]) to `path` as a gzip
@@ -362,16 +362,29 @@ pub fn write_heap_profile(path: impl AsRef<Path>) -> std::io::Result<()> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn write_peak_profile(path: impl AsRef<Path>) -> std::io::Result<()> {
-    crate::sampler::without_sampling(|| write_profile_file(path.as_ref(), &peak_profile()))
+    crate::sampler::without_sampling(|| write_profile_file(path.as_ref(), &peak_profile(), true))
 }
 
-/// Writes `profile` to `path` through a temporary file and a rename.
-fn write_profile_file(path: &Path, profile: &HeapProfile) -> std::io::Result<()> {
+/// Writes `profile` to `path` through a temporary file and a rename;
+/// unsymbolized ([`HeapProfile::write_pprof_unsymbolized`]) unless
+/// `symbolize`.
+pub(crate) fn write_profile_file(
+    path: &Path,
+    profile: &HeapProfile,
+    symbolize: bool,
+) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp.{}", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp);
     let result = std::fs::File::create(&tmp)
-        .and_then(|f| profile.write_pprof(std::io::BufWriter::new(f)))
+        .and_then(|f| {
+            let w = std::io::BufWriter::new(f);
+            if symbolize {
+                profile.write_pprof(w)
+            } else {
+                profile.write_pprof_unsymbolized(w)
+            }
+        })
         .and_then(|()| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -404,6 +417,12 @@ pub mod __private {
     /// The heap's sampled in-use estimate in bytes (exact at rate 1).
     pub fn inuse_estimate() -> u64 {
         crate::peak::inuse_bytes()
+    }
+
+    /// How many times a module's debug info was opened to symbolize, since
+    /// the start (the unsymbolized writers open none).
+    pub fn debug_info_loads() -> usize {
+        crate::symbolize::debug_info_loads()
     }
 
     /// Samples dropped so far (tables or region full).

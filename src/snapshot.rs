@@ -434,7 +434,9 @@ impl Record {
     /// Symbolizes the stack: one [`Frame`] per function, inlined frames
     /// included, innermost first, without the profiler's own frames.
     ///
-    /// Allocations made while symbolizing are not sampled.
+    /// Allocations made while symbolizing are not sampled. Each call reads
+    /// the debug info it needs and releases it (some milliseconds): to name
+    /// many records, use [`HeapProfile::top_sites`] or write a profile.
     pub fn frames(&self) -> Vec<Frame> {
         frames_of(&self.stack)
     }
@@ -497,33 +499,39 @@ pub(crate) fn panic_under_writer_lock() {
 
 /// Symbolizes one stack under the writer lock, sampling off.
 pub(crate) fn frames_of(stack: &[usize]) -> Vec<Frame> {
-    crate::sampler::without_sampling(|| {
+    let frames = crate::sampler::without_sampling(|| {
         let _g = WRITER.lock();
         crate::symbolize::frames_of(stack)
-    })
+    });
+    crate::symbolize::give_back_memory();
+    frames
 }
 
 /// Symbolizes many stacks under one writer lock with one symbolizer, so
 /// addresses shared by the stacks are resolved once (`top_sites` over tens
 /// of thousands of records took seconds stack by stack).
 pub(crate) fn frames_of_each<'a>(stacks: impl Iterator<Item = &'a [usize]>) -> Vec<Vec<Frame>> {
-    crate::sampler::without_sampling(|| {
+    let frames = crate::sampler::without_sampling(|| {
         let _g = WRITER.lock();
         let mut sym = crate::symbolize::Symbolizer::new();
         stacks
             .map(|s| crate::symbolize::frames_with(&mut sym, s))
             .collect()
-    })
+    });
+    crate::symbolize::give_back_memory();
+    frames
 }
 
 /// Runs `f` under the writer lock with sampling off: symbolization outside
 /// a profile write (the HTTP `symbol` endpoint).
 #[cfg(feature = "http")]
 pub(crate) fn with_writer<R>(f: impl FnOnce() -> R) -> R {
-    crate::sampler::without_sampling(|| {
+    let r = crate::sampler::without_sampling(|| {
         let _g = WRITER.lock();
         f()
-    })
+    });
+    crate::symbolize::give_back_memory();
+    r
 }
 
 /// Encodes under the writer lock into memory, then writes `w` without the
@@ -537,10 +545,14 @@ pub(crate) fn encode_then_write<W: io::Write>(
         let mut buf = Vec::new();
         encode(&mut buf).map(|()| buf)
     })?;
-    crate::sampler::without_sampling(|| {
+    let written = crate::sampler::without_sampling(|| {
         w.write_all(&buf)?;
         w.flush()
-    })
+    });
+    drop(buf);
+    // The symbolizer's memory was freed under the lock; give it back now.
+    crate::symbolize::give_back_memory();
+    written
 }
 
 /// Takes a snapshot of every record. See [`crate::heap_profile`].

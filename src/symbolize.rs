@@ -7,25 +7,28 @@
 //! allocations are never sampled and never re-enter the profiler.
 //!
 //! Names come from the debug info when there is some, else from the symbol
-//! table (via the `backtrace` crate). How complete they are depends on the
-//! build: full debug info and `debug = "limited"` give full paths
-//! (`myapp::cache::load`); `debug = "line-tables-only"` gives DWARF's short
-//! names for inlined frames (`load`); no debug info gives symbol-table names
-//! and no inlined frames, files or lines. Modules loaded after `backtrace`
-//! first looked (plugins `dlopen`ed later) are read with `addr2line`
-//! ([`LateModules`]).
+//! table, both read with `addr2line` one module at a time ([`Symbolizer`];
+//! the `backtrace` crate for a module whose file cannot be opened). How
+//! complete they are depends on the build: full debug info and
+//! `debug = "limited"` give full paths (`myapp::cache::load`);
+//! `debug = "line-tables-only"` gives DWARF's short names for inlined
+//! frames (`load`); no debug info gives symbol-table names and no inlined
+//! frames, files or lines. Modules are looked up at each write, so plugins
+//! `dlopen`ed later are named too. Nothing is kept between writes
+//! (`docs/design.md`, "Symbolization and its memory").
 //!
 //! [`Record::frames`]: crate::Record::frames
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::collections::HashMap;
 use std::ffi::c_void;
 
 use crate::Frame;
 
 /// Set in a `fork` child when another thread of the parent was writing a
-/// profile at the fork: the `backtrace` crate's lock may be held for ever
-/// and its caches half-written, so this process never symbolizes again.
+/// profile at the fork: the loader walk or the `backtrace` crate's lock
+/// may be held for ever and its caches half-written, so this process never
+/// symbolizes again.
 static DISABLED: AtomicBool = AtomicBool::new(false);
 
 /// Turns symbolization off for good (a `fork` child, see `DISABLED`).
@@ -73,35 +76,103 @@ impl LocKey {
     }
 }
 
+/// Times a symbolizer opened a module's debug info and symbol table
+/// ([`debug_info_loads`]).
+static LOADS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many times this process opened a module's debug info to symbolize
+/// (each write opens each module it needs once). The unsymbolized writers
+/// leave it unchanged; tests check that.
+pub(crate) fn debug_info_loads() -> usize {
+    LOADS.load(Ordering::Relaxed)
+}
+
+/// Set when a symbolizer loaded debug info since the freed memory was last
+/// given back to the C heap's owner ([`give_back_memory`]).
+static LOADED_SINCE_TRIM: AtomicBool = AtomicBool::new(false);
+
 /// Resolves return addresses, once each. Not thread safe; one per write.
-#[derive(Default)]
+///
+/// Each module (the program, each shared library) is read with `addr2line`
+/// when the first address inside it is resolved: its file is mapped, its
+/// compilation units indexed, and only the units that hold a looked-up
+/// address are parsed. Everything is dropped with the symbolizer, at the
+/// end of the write, so a process does not keep the debug info between
+/// profiles (`docs/design.md`, "Symbolization and its memory").
 pub(crate) struct Symbolizer {
     cache: HashMap<usize, Vec<Sym>>,
-    late: LateModules,
+    modules: Modules,
+    /// For a symbolizer that is off: trimming's symbol-table lookups.
+    tables: SymbolTables,
+    /// `false`: every address resolves to nothing, nothing is read (the
+    /// unsymbolized writers).
+    on: bool,
+    /// The `backtrace` crate's global caches were filled (a module that
+    /// `addr2line` could not open): cleared on drop.
+    used_backtrace: bool,
+}
+
+impl Default for Symbolizer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Symbolizer {
+    fn drop(&mut self) {
+        if self.used_backtrace {
+            backtrace::clear_symbol_cache();
+        }
+        if !self.modules.loaders.is_empty() || self.used_backtrace {
+            LOADED_SINCE_TRIM.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Symbolizer {
     pub(crate) fn new() -> Self {
-        Self::default()
+        Self {
+            cache: HashMap::new(),
+            modules: Modules::default(),
+            tables: SymbolTables::default(),
+            on: true,
+            used_backtrace: false,
+        }
+    }
+
+    /// A symbolizer that resolves nothing and reads no debug info: stacks
+    /// keep every address, named by no one.
+    pub(crate) fn off() -> Self {
+        let mut s = Self::new();
+        s.on = false;
+        s
+    }
+
+    /// Does this symbolizer resolve addresses (not [`off`](Self::off))?
+    pub(crate) fn is_on(&self) -> bool {
+        self.on
     }
 
     /// The frames at return address `ret`, innermost (inlined) first; empty
     /// when nothing is known about the address.
     pub(crate) fn resolve(&mut self, ret: usize) -> &[Sym] {
-        let late = &mut self.late;
+        let (modules, on, used_backtrace) = (&mut self.modules, self.on, &mut self.used_backtrace);
         self.cache.entry(ret).or_insert_with(|| {
-            if !enabled() {
+            if !on || !enabled() || ret == 0 {
                 return Vec::new();
             }
-            let syms = resolve_uncached(ret);
-            if syms.is_empty() {
-                late.resolve(ret)
-            } else {
-                syms
+            match modules.resolve(ret) {
+                Some(syms) => syms,
+                None => {
+                    // A module `addr2line` cannot open (the vDSO, a file
+                    // deleted or replaced since it was loaded): `backtrace`
+                    // reads it from memory or its own paths.
+                    *used_backtrace = true;
+                    resolve_with_backtrace(ret)
+                }
             }
         })
     }
-
     /// The frames `key` stands for: those of `key.ret` minus the hidden ones.
     /// `key` must come from [`trim`](Self::trim) on this symbolizer.
     pub(crate) fn frames(&self, key: LocKey) -> &[Sym] {
@@ -117,6 +188,9 @@ impl Symbolizer {
     pub(crate) fn trim(&mut self, stack: &[usize]) -> Vec<LocKey> {
         let stack: Vec<usize> = stack.iter().copied().filter(|&a| a != 0).collect();
         let stack = &stack[..];
+        if !self.on {
+            return self.trim_by_symbol_table(stack);
+        }
         // An unresolved address counts as one frame with an empty name:
         // neither profiler nor shim, so it stops the trimming.
         let mut names: Vec<&str> = Vec::new();
@@ -144,14 +218,132 @@ impl Symbolizer {
     }
 }
 
-/// Looks up the call instruction before return address `ret`, so the
-/// call's line is reported rather than the line after it. (`backtrace::resolve`
-/// itself subtracts 1 from the address it is given, as for an IP.)
-fn resolve_uncached(ret: usize) -> Vec<Sym> {
-    let mut out = Vec::new();
-    if ret == 0 {
-        return out;
+impl Symbolizer {
+    /// [`trim`](Self::trim) for a symbolizer that is off: the profiler's
+    /// frames are found by the symbol-table names of the stack's leaf-end
+    /// addresses ([`SymbolTables`]), no debug info read; each address is one
+    /// frame (no inlining known).
+    fn trim_by_symbol_table(&mut self, stack: &[usize]) -> Vec<LocKey> {
+        // The profiler's own frames are the first dozen or so.
+        const LEAF: usize = 32;
+        let leaf = &stack[..stack.len().min(LEAF)];
+        let mut names: Vec<&str> = leaf.iter().map(|&ret| self.tables.role(ret)).collect();
+        if stack.len() > leaf.len() {
+            names.push(""); // not the profiler's: never hide a whole stack
+        }
+        let cut = profiler_frames(&names).min(leaf.len());
+        stack[cut..]
+            .iter()
+            .map(|&ret| LocKey { ret, skip: 0 })
+            .collect()
     }
+}
+
+/// The functions of the loaded modules' symbol tables (not their debug
+/// info) that trimming cares about: the allocator shims, the standard
+/// library's allocation plumbing and the profiler's own, by address range.
+/// Read once per module and unsymbolized write, only for the leaf ends of
+/// stacks; a module's other functions are not kept.
+#[derive(Default)]
+struct SymbolTables {
+    modules: HashMap<String, Option<Roles>>,
+    /// [`role`](Self::role) by return address.
+    roles: HashMap<usize, &'static str>,
+}
+
+impl SymbolTables {
+    /// A name that stands for the role of the function holding the call
+    /// before `ret` in [`profiler_frames`]: a shim, plumbing, the
+    /// profiler's, or `""` (anything else, or unknown).
+    fn role(&mut self, ret: usize) -> &'static str {
+        if let Some(&r) = self.roles.get(&ret) {
+            return r;
+        }
+        let r = self.role_uncached(ret);
+        self.roles.insert(ret, r);
+        r
+    }
+
+    fn role_uncached(&mut self, ret: usize) -> &'static str {
+        let pc = ret.saturating_sub(1);
+        let Some((path, bias)) = module_of(pc) else {
+            return "";
+        };
+        let Some(table) = self
+            .modules
+            .entry(path)
+            .or_insert_with_key(|p| read_roles(p))
+        else {
+            return "";
+        };
+        let probe = (pc - bias) as u64;
+        let i = table.partition_point(|e| e.0 <= probe);
+        match i.checked_sub(1).map(|i| table[i]) {
+            Some((_, end, role)) if probe < end => role,
+            _ => "",
+        }
+    }
+}
+
+/// Functions as `(start, end, role)`, sorted; see [`SymbolTables::role`].
+type Roles = Vec<(u64, u64, &'static str)>;
+
+/// The role-carrying functions of the symbol table of the module at `path`
+/// (`""`: the main program), sorted by start address.
+fn read_roles(path: &str) -> Option<Roles> {
+    let file = if path.is_empty() {
+        std::env::current_exe()
+            .and_then(std::fs::File::open)
+            .or_else(|_| std::fs::File::open("/proc/self/exe"))
+    } else {
+        std::fs::File::open(path)
+    }
+    .ok()?;
+    // SAFETY: the file is mapped read-only and only read while the map
+    // lives; a binary rewritten in place while we read it could give wrong
+    // names (as for any reader of it), not unsafety in this process, whose
+    // own text is mapped separately by the loader.
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    use object::{Object, ObjectSymbol, SymbolKind};
+    let obj = object::File::parse(&*map).ok()?;
+    let interesting = |raw: &[u8]| {
+        [&b"memprof"[..], b"backtrace", b"__r", b"alloc", b"_Unwind_"]
+            .iter()
+            .any(|w| raw.windows(w.len()).any(|x| x == *w))
+    };
+    let mut out: Roles = obj
+        .symbols()
+        .chain(obj.dynamic_symbols())
+        .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
+        .filter_map(|s| {
+            let raw = s.name_bytes().ok()?;
+            if !interesting(raw) {
+                return None;
+            }
+            let name = format!("{:#}", backtrace::SymbolName::new(raw));
+            let role = if is_alloc_shim(&name) {
+                "__rust_alloc"
+            } else if is_alloc_plumbing(&name) {
+                "alloc::alloc::alloc"
+            } else if is_profiler_fn(&name) {
+                PROFILER_FRAME
+            } else {
+                return None;
+            };
+            Some((s.address(), s.address() + s.size(), role))
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
+}
+
+/// Looks up the call instruction before return address `ret` with the
+/// `backtrace` crate, so the call's line is reported rather than the line
+/// after it. (`backtrace::resolve` itself subtracts 1 from the address it
+/// is given, as for an IP.)
+fn resolve_with_backtrace(ret: usize) -> Vec<Sym> {
+    let mut out = Vec::new();
     backtrace::resolve(ret as *mut c_void, |s| {
         let (name, system_name) = match s.name() {
             Some(n) => (
@@ -170,43 +362,53 @@ fn resolve_uncached(ret: usize) -> Vec<Sym> {
     out
 }
 
-/// Symbols of modules that `backtrace` does not know. It reads the list of
-/// loaded modules once, at its first use, so code `dlopen`ed after the first
-/// profile was written (a plugin) would get no names through it. Such
-/// addresses are looked up here: the module that holds the address (from
-/// the loader, now), its debug info and symbol table read with
-/// `addr2line`, once per module and write.
+/// The loaded modules' debug info and symbol tables, read with `addr2line`
+/// once per module and symbolizer. Modules are found from the dynamic
+/// loader at each lookup, so code `dlopen`ed after an earlier write is
+/// named too.
 #[derive(Default)]
-struct LateModules {
+struct Modules {
+    /// By module path (`""` for the main program); `None`: could not be
+    /// opened.
     loaders: HashMap<String, Option<addr2line::Loader>>,
 }
 
-impl LateModules {
-    fn resolve(&mut self, ret: usize) -> Vec<Sym> {
+impl Modules {
+    /// `None` when no module holds the address or its file could not be
+    /// read; `Some(empty)` when it was read and knows nothing of `ret`.
+    fn resolve(&mut self, ret: usize) -> Option<Vec<Sym>> {
         let pc = ret.saturating_sub(1);
-        let Some((path, bias)) = module_of(pc) else {
-            return Vec::new();
-        };
+        let (path, bias) = module_of(pc)?;
         let loader = self
             .loaders
             .entry(path)
-            .or_insert_with_key(|p| addr2line::Loader::new(p).ok());
-        let Some(loader) = loader else {
-            return Vec::new();
-        };
+            .or_insert_with_key(|p| open_module(p))
+            .as_ref()?;
         let probe = (pc - bias) as u64;
         let mut out = Vec::new();
         if let Ok(mut frames) = loader.find_frames(probe) {
+            let mut found = Vec::new();
             while let Ok(Some(f)) = frames.next() {
-                let Some(raw) = f.function.as_ref().and_then(|n| n.raw_name().ok()) else {
-                    continue;
-                };
                 let loc = f.location.as_ref();
-                out.push(sym(
-                    &raw,
+                let raw = f.function.as_ref().and_then(|n| n.raw_name().ok());
+                found.push((
+                    raw.map(|r| r.into_owned()),
                     loc.and_then(|l| l.file),
                     loc.and_then(|l| l.line),
                 ));
+            }
+            let last = found.len().saturating_sub(1);
+            for (i, (raw, file, line)) in found.into_iter().enumerate() {
+                // A frame without a name in the debug info: the symbol
+                // table names the outermost one.
+                let raw = raw.or_else(|| {
+                    (i == last)
+                        .then(|| loader.find_symbol(probe))?
+                        .map(str::to_owned)
+                });
+                if let Some(raw) = raw {
+                    out.push(sym(&raw, file, line));
+                }
             }
         }
         if out.is_empty() {
@@ -214,9 +416,45 @@ impl LateModules {
                 out.push(sym(name, None, None));
             }
         }
-        out
+        Some(out)
     }
 }
+
+/// Opens the debug info of the module at `path` (`""`: the main program,
+/// by its path, else through `/proc/self/exe`, which works for a deleted
+/// binary too).
+fn open_module(path: &str) -> Option<addr2line::Loader> {
+    LOADS.fetch_add(1, Ordering::Relaxed);
+    if !path.is_empty() {
+        return addr2line::Loader::new(path).ok();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| addr2line::Loader::new(exe).ok())
+        .or_else(|| addr2line::Loader::new("/proc/self/exe").ok())
+}
+
+/// Gives the memory a symbolizer freed back to the system, if one loaded
+/// debug info since the last call: glibc keeps freed heap pages mapped
+/// (only the top of the heap is trimmed by itself), so the tens of MiB a
+/// cold symbolization allocated would stay in the RSS. Other allocators
+/// give freed pages back by their own rules (jemalloc after its decay
+/// time). Called at the end of a write, outside any memprof lock.
+pub(crate) fn give_back_memory() {
+    if LOADED_SINCE_TRIM.swap(false, Ordering::Relaxed) {
+        trim_c_heap();
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_c_heap() {
+    // SAFETY: `malloc_trim` takes glibc's arena locks itself and only
+    // returns free pages to the kernel; it touches no memory in use.
+    unsafe { libc::malloc_trim(0) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_c_heap() {}
 
 fn sym(raw: &str, file: Option<&str>, line: Option<u32>) -> Sym {
     Sym {
@@ -227,7 +465,7 @@ fn sym(raw: &str, file: Option<&str>, line: Option<u32>) -> Sym {
     }
 }
 
-/// The path and load bias of the loaded module (not the main program)
+/// The path (`""` for the main program) and load bias of the loaded module
 /// whose segments hold `pc`.
 fn module_of(pc: usize) -> Option<(String, usize)> {
     struct Search {
@@ -242,7 +480,7 @@ fn module_of(pc: usize) -> Option<(String, usize)> {
         // SAFETY: `data` is the `Search` below and `info` is valid for
         // this call, with `dlpi_phnum` headers at `dlpi_phdr`.
         let (search, info) = unsafe { (&mut *data.cast::<Search>(), &*info) };
-        if info.dlpi_name.is_null() || info.dlpi_phdr.is_null() {
+        if info.dlpi_phdr.is_null() {
             return 0;
         }
         // SAFETY: as above.
@@ -256,12 +494,14 @@ fn module_of(pc: usize) -> Option<(String, usize)> {
         if !holds {
             return 0;
         }
-        // SAFETY: a non-null `dlpi_name` is a NUL-terminated string.
-        let name = unsafe { std::ffi::CStr::from_ptr(info.dlpi_name) };
-        let name = name.to_string_lossy().into_owned();
-        if !name.is_empty() {
-            search.found = Some((name, bias));
-        }
+        let name = if info.dlpi_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: a non-null `dlpi_name` is a NUL-terminated string.
+            let name = unsafe { std::ffi::CStr::from_ptr(info.dlpi_name) };
+            name.to_string_lossy().into_owned()
+        };
+        search.found = Some((name, bias));
         1
     }
     let mut search = Search { pc, found: None };

@@ -35,13 +35,51 @@ impl HeapProfile {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn write_pprof<W: io::Write>(&self, w: W) -> io::Result<()> {
-        encode_then_write(w, |buf| pprof::write(self, None, buf))
+        encode_then_write(w, |buf| pprof::write(self, None, true, buf))
     }
 
     /// Like [`write_pprof`](Self::write_pprof), but the profile opens on
     /// `alloc_space` by default, like Go's `allocs` profile.
     pub fn write_pprof_allocs<W: io::Write>(&self, w: W) -> io::Result<()> {
-        encode_then_write(w, |buf| pprof::write(self, Some("alloc_space"), buf))
+        encode_then_write(w, |buf| pprof::write(self, Some("alloc_space"), true, buf))
+    }
+
+    /// Writes the profile like [`write_pprof`](Self::write_pprof), but
+    /// unsymbolized: no debug info is read, so the write costs no memory or
+    /// time for symbols. For backends that symbolize on their side (Parca
+    /// with its debuginfo upload, `go tool pprof` with the binary at hand).
+    ///
+    /// Each location has its address (the call instruction's, as in the
+    /// symbolized profile) and its mapping; each mapping has the file name,
+    /// the address range, the file offset and the GNU build ID from
+    /// `/proc/self/maps` and the loaded objects' ELF notes, and
+    /// `has_functions = false`. The profiler's own frames (memprof,
+    /// `__rust_alloc`, the allocation plumbing of `alloc::alloc`) are cut
+    /// from the leaf end of each stack by their symbol-table names, as in
+    /// the symbolized profile (no inlining is known without debug info, so
+    /// a profiler function inlined into a caller's frame is not cut). A
+    /// comment says `symbolization: off`.
+    ///
+    /// `MEMPROF_SYMBOLIZE=0` makes the `MEMPROFILE` write unsymbolized, and
+    /// `?symbolize=0` the `/debug/pprof` endpoints'.
+    ///
+    /// ```
+    /// let mut out = Vec::new();
+    /// memprof::heap_profile().write_pprof_unsymbolized(&mut out)?;
+    /// assert_eq!(out[..2], [0x1f, 0x8b]); // gzip-compressed profile.proto
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    /// ```sh
+    /// go tool pprof -top ./myapp heap.pb.gz     # named from the binary's debug info
+    /// ```
+    pub fn write_pprof_unsymbolized<W: io::Write>(&self, w: W) -> io::Result<()> {
+        encode_then_write(w, |buf| pprof::write(self, None, false, buf))
+    }
+
+    /// [`write_pprof_unsymbolized`](Self::write_pprof_unsymbolized), opening
+    /// on `alloc_space` like [`write_pprof_allocs`](Self::write_pprof_allocs).
+    pub fn write_pprof_allocs_unsymbolized<W: io::Write>(&self, w: W) -> io::Result<()> {
+        encode_then_write(w, |buf| pprof::write(self, Some("alloc_space"), false, buf))
     }
 
     /// Writes Go's legacy text heap profile (`debug=1`), which

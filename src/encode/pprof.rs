@@ -29,12 +29,20 @@ use crate::HeapProfile;
 /// Writes `profile` as gzip-compressed `profile.proto`. With
 /// `default_sample_type` (e.g. `"alloc_space"` for an allocs profile)
 /// readers open on that type; without, on the last one, `inuse_space`.
+/// With `symbolize` false, locations carry addresses and mappings only and
+/// no debug info is read ([`HeapProfile::write_pprof_unsymbolized`]).
 pub(crate) fn write(
     profile: &HeapProfile,
     default_sample_type: Option<&str>,
+    symbolize: bool,
     w: impl Write,
 ) -> io::Result<()> {
-    let bytes = build(profile, default_sample_type, mappings::current()).encode_to_vec();
+    let sym = if symbolize {
+        Symbolizer::new()
+    } else {
+        Symbolizer::off()
+    };
+    let bytes = build(profile, default_sample_type, mappings::current(), sym).encode_to_vec();
     // Fastest level, as Go: profiles are written from live processes.
     let mut gz = GzEncoder::new(w, Compression::fast());
     gz.write_all(&bytes)?;
@@ -46,8 +54,9 @@ pub(crate) fn build(
     profile: &HeapProfile,
     default_sample_type: Option<&str>,
     maps: Vec<Mapping>,
+    mut sym: Symbolizer,
 ) -> proto::Profile {
-    let mut sym = Symbolizer::new();
+    let symbolize = sym.is_on();
     let mut b = Builder::new(maps);
     b.p.period_type = Some(b.value_type("space", "bytes"));
     b.p.period = profile.rate as i64;
@@ -119,7 +128,11 @@ pub(crate) fn build(
     if let Some(t) = &profile.exact {
         comments.extend(crate::totals::comments(t));
     }
-    if !crate::symbolize::enabled() {
+    if !symbolize {
+        comments.push(
+            "symbolization: off (unsymbolized profile: addresses and mappings only)".to_string(),
+        );
+    } else if !crate::symbolize::enabled() {
         comments.push(
             "symbolization: off (forked while another thread was writing a profile)".to_string(),
         );
@@ -300,7 +313,7 @@ mod tests {
     /// Writes `p` and decodes it back, checking the gzip framing.
     fn roundtrip(p: &HeapProfile, default_sample_type: Option<&str>) -> proto::Profile {
         let mut gz = Vec::new();
-        write(p, default_sample_type, &mut gz).unwrap();
+        write(p, default_sample_type, true, &mut gz).unwrap();
         assert_eq!(gz[..2], [0x1f, 0x8b], "not gzip");
         let mut raw = Vec::new();
         flate2::read::GzDecoder::new(&gz[..])
@@ -528,7 +541,7 @@ mod tests {
         let s = stacks();
         let p = profile(&s, 524288);
         let path = temp_path("proto.pb.gz");
-        write(&p, None, std::fs::File::create(&path).unwrap()).unwrap();
+        write(&p, None, true, std::fs::File::create(&path).unwrap()).unwrap();
         let raw = go_pprof_raw(&path);
         std::fs::remove_file(&path).unwrap();
         let decoded = roundtrip(&p, None);

@@ -310,7 +310,7 @@ mod tests {
         let txt = temp_path(&format!("{name}.txt"));
         let pb = temp_path(&format!("{name}.pb.gz"));
         write(p, std::fs::File::create(&txt).unwrap()).unwrap();
-        crate::encode::pprof::write(p, None, std::fs::File::create(&pb).unwrap()).unwrap();
+        crate::encode::pprof::write(p, None, true, std::fs::File::create(&pb).unwrap()).unwrap();
         let both = (go_pprof_raw(&txt), go_pprof_raw(&pb));
         std::fs::remove_file(txt).unwrap();
         std::fs::remove_file(pb).unwrap();

@@ -179,8 +179,9 @@ fn profile(name: &str, query: &str, wait: &mut dyn FnMut(Duration) -> bool) -> R
     let debug = form_value(query, "debug").parse::<i64>().unwrap_or(0);
     // `gc=N` is accepted and ignored: frees are synchronous in Rust, in-use
     // is already exact, there is nothing to collect first.
+    let symbolize = symbolize_param(query);
     if !seconds.is_empty() {
-        return delta(name, &seconds, debug, wait);
+        return delta(name, &seconds, debug, symbolize, wait);
     }
     let p = crate::heap_profile();
     if debug != 0 {
@@ -190,7 +191,15 @@ fn profile(name: &str, query: &str, wait: &mut dyn FnMut(Duration) -> bool) -> R
             Err(e) => write_failed(e),
         };
     }
-    binary(name, name, &p)
+    binary(name, name, &p, symbolize)
+}
+
+/// `?symbolize=0`: the profile is written unsymbolized (addresses,
+/// mappings and build IDs; [`HeapProfile::write_pprof_unsymbolized`]), for
+/// a scraper that symbolizes on its side. Any other value, or none:
+/// symbolized. (Not a Go parameter; Go's profiles are always symbolized.)
+fn symbolize_param(query: &str) -> bool {
+    form_value(query, "symbolize") != "0"
 }
 
 /// `peak`: the live set at the highest in-use so far; `?reset=1` starts
@@ -211,17 +220,18 @@ fn peak(query: &str) -> Response {
             Err(e) => write_failed(e),
         };
     }
-    binary("peak", "peak", &p)
+    binary("peak", "peak", &p, symbolize_param(query))
 }
 
 fn delta(
     name: &str,
     seconds: &str,
     debug: i64,
+    symbolize: bool,
     wait: &mut dyn FnMut(Duration) -> bool,
 ) -> Response {
     match delta_profile(seconds, debug, wait) {
-        Ok(p) => binary(name, &format!("{name}-delta"), &p),
+        Ok(p) => binary(name, &format!("{name}-delta"), &p, symbolize),
         Err(r) => r,
     }
 }
@@ -287,12 +297,13 @@ impl Drop for Slot<'_> {
 }
 
 /// The gzip proto of `p`; the allocs profile opens on `alloc_space`.
-fn binary(name: &str, filename: &str, p: &HeapProfile) -> Response {
+fn binary(name: &str, filename: &str, p: &HeapProfile, symbolize: bool) -> Response {
     let mut body = Vec::new();
-    let written = if name == "allocs" {
-        p.write_pprof_allocs(&mut body)
-    } else {
-        p.write_pprof(&mut body)
+    let written = match (name == "allocs", symbolize) {
+        (true, true) => p.write_pprof_allocs(&mut body),
+        (true, false) => p.write_pprof_allocs_unsymbolized(&mut body),
+        (false, true) => p.write_pprof(&mut body),
+        (false, false) => p.write_pprof_unsymbolized(&mut body),
     };
     match written {
         Ok(()) => Response::ok(
@@ -315,8 +326,10 @@ fn symbol(input: &[u8]) -> Response {
     let input = String::from_utf8_lossy(input);
     let pcs: Vec<u64> = input.split('+').filter_map(parse_uint).collect();
     let names = crate::snapshot::with_writer(|| {
+        // One symbolizer for the request: each module is read once.
+        let mut sym = crate::symbolize::Symbolizer::new();
         pcs.iter()
-            .filter_map(|&pc| Some(format!("{pc:#x} {}\n", function_at(pc)?)))
+            .filter_map(|&pc| Some(format!("{pc:#x} {}\n", function_at(&mut sym, pc)?)))
             .collect::<String>()
     });
     let body = format!("num_symbols: 1\n{names}").into_bytes();
@@ -325,20 +338,14 @@ fn symbol(input: &[u8]) -> Response {
 
 /// The name of the function holding instruction `pc` (the innermost one,
 /// if inlined), as Go's `runtime.FuncForPC` gives it.
-fn function_at(pc: u64) -> Option<String> {
+fn function_at(sym: &mut crate::symbolize::Symbolizer, pc: u64) -> Option<String> {
     if !crate::symbolize::enabled() {
         return None; // a fork child, see `symbolize::enabled`
     }
-    let mut name = None;
-    // `backtrace::resolve` looks up the byte before the address it is
-    // given (it expects return addresses).
+    // The symbolizer looks up the byte before the address it is given (it
+    // expects return addresses).
     let addr = usize::try_from(pc).ok()?.checked_add(1)?;
-    backtrace::resolve(addr as *mut std::ffi::c_void, |s| {
-        if name.is_none() {
-            name = s.name().map(|n| format!("{n:#}"));
-        }
-    });
-    name
+    Some(sym.resolve(addr).first()?.name.clone())
 }
 
 /// Go's `strconv.ParseUint(s, 0, 64)`: `0x` hex, `0o` or `0` octal, `0b`

@@ -64,6 +64,13 @@
 //!   [`MAX_CONCURRENT_DELTAS`] wait at once (more get `503`); the built-in
 //!   server gives a wait up when its client disconnects.
 //!
+//! And one of memprof's own: `symbolize=0` on `heap`, `allocs` and `peak`
+//! (proto only) writes the profile unsymbolized, with addresses, mappings
+//! and build IDs and no debug info read
+//! ([`HeapProfile::write_pprof_unsymbolized`](crate::HeapProfile::write_pprof_unsymbolized)),
+//! for a scraper that symbolizes on its side (Parca with uploaded debug
+//! info).
+//!
 //! Every response carries `X-Content-Type-Options: nosniff`; errors are
 //! plain text with `X-Go-Pprof: 1`, so `go tool pprof` prints their reason
 //! (see [`Response`]).
