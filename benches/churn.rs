@@ -8,7 +8,20 @@
 //! CHURN_VARIANTS=sampled-default,jemalloc-prof cargo bench -p memprof-benches --bench churn   # a subset
 //! CHURN_BUILD=nofp CHURN_DEPTHS=0,40 cargo bench -p memprof-benches --bench churn   # variants built without frame pointers
 //! CHURN_DESCENT=op CHURN_DEPTHS=0,40 cargo bench -p memprof-benches --bench churn   # each op descends the depth
+//! CHURN_WORKLOAD=parse cargo bench -p memprof-benches --bench churn     # the real workload: syn parsing its own sources
+//! CHURN_WORKLOAD=parse CHURN_BUILD=nofp CHURN_PASSES=2 cargo bench -p memprof-benches --bench churn
 //! ```
+//!
+//! `CHURN_WORKLOAD` picks what every variant runs: `churn` (the default:
+//! the synthetic churn below, three tables per depth) or `parse`, a real
+//! program's allocations: `syn::parse_file` over every `.rs` file of syn
+//! 2's own sources (55 files, 1.7 MB, a crate nobody here wrote, found in
+//! cargo's registry by benches/build.rs through `cargo metadata`), one
+//! table per depth, `CHURN_PASSES` passes per run (default 1; ~0.17 s a
+//! pass with bare `System`, ~10 s with dhat). Its allocation count is not
+//! known in advance: before the rounds the driver runs the workload once
+//! with a counting allocator (`churn_count`) and hands the count to the
+//! variants (`CHURN_ALLOCATIONS`) for their `every_alloc=` check.
 //!
 //! `CHURN_BUILD` picks how the variant binaries are built: `fp` (the
 //! default) with the repo's rustflags (`-C force-frame-pointers=yes`, from
@@ -59,9 +72,11 @@
 //! hits all of them alike. One table per workload (small sizes 1 thread,
 //! mixed sizes 1 thread, small sizes 2 threads) and depth: the median
 //! ns/op, min–max, the median of per-round ratios to bare `System` (and to
-//! the plain allocator for jemalloc's and mimalloc's profilers), peak RSS,
-//! and the deepest stack the profiler recorded in the last round (raw
-//! frames, the profiler's own included; `—` where it reports none).
+//! the plain allocator for jemalloc's and mimalloc's profilers), peak RSS
+//! (`VmHWM` of the variant's process, largest over the rounds) and its
+//! ratio to bare `System`'s, and the deepest stack the profiler recorded in
+//! the last round (raw frames, the profiler's own included; `—` where it
+//! reports none).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -149,6 +164,9 @@ struct Variant {
     /// Runs only when `CHURN_VARIANTS` names it (too slow for the default set).
     opt_in: bool,
 }
+
+/// The counting allocator the parse workload's allocation count comes from.
+const COUNT_BENCH: &str = "churn_count";
 
 const JEMALLOC_PROF: &str = "prof:true,prof_active:true,lg_prof_sample:19";
 
@@ -437,14 +455,13 @@ fn check(v: &Variant, build: Build, depth: usize, info: &str) {
 }
 
 /// One run's result: ns/op, peak RSS in KiB, and its `info:` lines.
+/// `allocations`: the parse workload's count (`CHURN_ALLOCATIONS`).
 fn run(
     exe: &str,
     v: &Variant,
     cleared: &[String],
-    workload: &str,
-    threads: usize,
-    ops: usize,
-    depth: usize,
+    (workload, threads, ops, depth): (&str, usize, usize, usize),
+    allocations: Option<u64>,
 ) -> (f64, u64, String) {
     let mut cmd = Command::new(exe);
     cmd.args([
@@ -459,6 +476,9 @@ fn run(
     }
     if let Ok(d) = std::env::var("CHURN_DESCENT") {
         cmd.env("CHURN_DESCENT", d);
+    }
+    if let Some(n) = allocations {
+        cmd.env("CHURN_ALLOCATIONS", n.to_string());
     }
     let out = cmd
         .envs(v.env.iter().copied())
@@ -507,6 +527,16 @@ fn main() {
             depths.push(d);
         }
     }
+    let parse = match std::env::var("CHURN_WORKLOAD").as_deref() {
+        Err(_) | Ok("" | "churn") => false,
+        Ok("parse") => true,
+        Ok(other) => panic!("CHURN_WORKLOAD={other}: expected churn or parse"),
+    };
+    let ops: usize = if parse {
+        env_or("CHURN_PASSES", 1)
+    } else {
+        ops
+    };
     let chosen: Vec<&Variant> = match std::env::var("CHURN_VARIANTS") {
         Ok(list) => {
             let keys: Vec<&str> = list.split(',').map(str::trim).collect();
@@ -530,6 +560,9 @@ fn main() {
         })
         .collect();
     let mut names: Vec<&str> = chosen.iter().map(|v| v.bench).collect();
+    if parse {
+        names.push(COUNT_BENCH);
+    }
     names.sort_unstable();
     names.dedup();
     let exes = executables(&names, build);
@@ -546,23 +579,64 @@ fn main() {
         }
         Ok(other) => panic!("CHURN_DESCENT: expected op or batch, got {other:?}"),
     };
-    println!(
-        "churn: build {}; 16 Ki live slots, {ops} ops per thread, {rounds} interleaved rounds, \
-         depths {depths:?}; {descent}\n",
-        build.describe()
-    );
+    if parse {
+        println!(
+            "parse: build {}; syn::parse_file over {}, {ops} pass(es) per run, {rounds} \
+             interleaved rounds, depths {depths:?}\n",
+            build.describe(),
+            env!("CHURN_PARSE_CORPUS")
+        );
+    } else {
+        println!(
+            "churn: build {}; 16 Ki live slots, {ops} ops per thread, {rounds} interleaved rounds, \
+             depths {depths:?}; {descent}\n",
+            build.describe()
+        );
+    }
+    let workloads: &[(&str, usize)] = if parse {
+        &[("parse", 1)]
+    } else {
+        &[("small", 1), ("mixed", 1), ("small", 2)]
+    };
     let n = chosen.len();
     let mut infos = vec![String::new(); n];
     for &depth in &depths {
-        for (workload, threads) in [("small", 1), ("mixed", 1), ("small", 2)] {
+        for &(workload, threads) in workloads {
+            // The parse workload's allocation count, for the
+            // every-allocation checks (the churn workloads' is ops × threads).
+            let allocations = parse.then(|| {
+                let count = Variant {
+                    key: "count",
+                    label: "counting allocator",
+                    bench: COUNT_BENCH,
+                    ..PLAIN
+                };
+                let (_, _, info) = run(
+                    &exe(COUNT_BENCH),
+                    &count,
+                    &cleared,
+                    (workload, threads, ops, depth),
+                    None,
+                );
+                let n: u64 = token(&info, "allocations")
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or_else(|| panic!("no `allocations=` from {COUNT_BENCH}: `{info}`"));
+                println!("{workload}, depth {depth}: {n} allocations a run ({info})\n");
+                n
+            });
             let mut ns = vec![Vec::new(); n];
             let mut rss = vec![0u64; n];
             for round in 0..rounds {
                 for k in 0..n {
                     let i = (k + round) % n;
                     let v = chosen[i];
-                    let (t, r, info) =
-                        run(&exe(v.bench), v, &cleared, workload, threads, ops, depth);
+                    let (t, r, info) = run(
+                        &exe(v.bench),
+                        v,
+                        &cleared,
+                        (workload, threads, ops, depth),
+                        allocations,
+                    );
                     check(v, build, depth, &info);
                     ns[i].push(t);
                     rss[i] = rss[i].max(r);
@@ -570,15 +644,27 @@ fn main() {
                 }
             }
             let s = if threads == 1 { "" } else { "s" };
+            let (what, unit, scale) = if parse {
+                ("syn::parse_file over syn's sources", "ms/pass", 1e-6)
+            } else {
+                ("", "ns/op", 1.0)
+            };
+            if parse {
+                println!(
+                    "### {what}, {ops} pass(es), depth {depth}, build {}\n",
+                    build.key()
+                );
+            } else {
+                println!(
+                    "### {workload} sizes, {threads} thread{s}, depth {depth}, build {}\n",
+                    build.key()
+                );
+            }
             println!(
-                "### {workload} sizes, {threads} thread{s}, depth {depth}, build {}\n",
-                build.key()
+                "| variant | {unit} median | min–max | ratio to System | ratio to its plain allocator \
+                 | peak RSS MiB | RSS ratio to System | deepest stack (frames) |"
             );
-            println!(
-                "| variant | ns/op median | min–max | ratio to System | ratio to its plain allocator \
-                 | peak RSS MiB | deepest stack (frames) |"
-            );
-            println!("|---|---|---|---|---|---|---|");
+            println!("|---|---|---|---|---|---|---|---|");
             let ratio_to = |i: usize, base: usize| {
                 let mut r: Vec<f64> = (0..rounds).map(|k| ns[i][k] / ns[base][k]).collect();
                 median(&mut r)
@@ -587,17 +673,19 @@ fn main() {
                 let (lo, hi) = ns[i]
                     .iter()
                     .fold((f64::MAX, 0f64), |(l, h), &x| (l.min(x), h.max(x)));
-                let med = median(&mut ns[i].clone());
+                let (lo, hi) = (lo * scale, hi * scale);
+                let med = median(&mut ns[i].clone()) * scale;
                 let vs = chosen[i]
                     .vs
                     .and_then(|key| chosen.iter().position(|v| v.key == key))
                     .map_or("—".to_string(), |b| format!("{:.3}", ratio_to(i, b)));
                 let frames = token(&infos[i], "frames").unwrap_or("—");
                 println!(
-                    "| {} | {med:.1} | {lo:.1}–{hi:.1} | {:.3} | {vs} | {:.1} | {frames} |",
+                    "| {} | {med:.1} | {lo:.1}–{hi:.1} | {:.3} | {vs} | {:.1} | {:.2} | {frames} |",
                     chosen[i].label,
                     ratio_to(i, 0),
-                    rss[i] as f64 / 1024.0
+                    rss[i] as f64 / 1024.0,
+                    rss[i] as f64 / rss[0] as f64
                 );
             }
             println!();

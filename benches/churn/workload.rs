@@ -12,8 +12,16 @@
 // workload pays for the calls too (as a program whose allocations sit
 // under deep, real call chains does).
 //
-// Args: `--variant-run <small|mixed> <threads> <ops per thread> [depth]`
-// (depth defaults to `CHURN_DEPTH`, else 0). Prints `ns_per_op
+// The `parse` workload is a real program's allocations instead: each op is
+// one pass of `syn::parse_file` over every `.rs` file of syn 2's own
+// sources (55 files, 1.7 MB, found by build.rs through `cargo metadata`:
+// `CHURN_PARSE_CORPUS`), in path order, the pass's syntax trees kept
+// until the pass ends. The files are read before the clock starts. syn's
+// recursive descent gives deep, varied stacks of its own; with depth N > 0
+// each pass runs N frames further down.
+//
+// Args: `--variant-run <small|mixed|parse> <threads> <ops per thread>
+// [depth]` (depth defaults to `CHURN_DEPTH`, else 0). Prints `ns_per_op
 // peak_rss_kib` on stdout; a variant may also print lines starting with
 // `info:` (read by the driver, e.g. to check jemalloc's options), before
 // the clock starts or after the result line (see `main_with`).
@@ -95,6 +103,48 @@ mod churn {
         black_box(&live);
     }
 
+    /// The parse corpus: every `.rs` file under `CHURN_PARSE_CORPUS` (set
+    /// at build time), sorted by path.
+    fn corpus() -> Vec<String> {
+        fn walk(dir: &std::path::Path, files: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).expect("read the parse corpus") {
+                let p = e.expect("a corpus entry").path();
+                if p.is_dir() {
+                    walk(&p, files);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    files.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(std::path::Path::new(env!("CHURN_PARSE_CORPUS")), &mut files);
+        files.sort();
+        assert!(!files.is_empty(), "no .rs files in {}", env!("CHURN_PARSE_CORPUS"));
+        files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).expect("read a corpus file"))
+            .collect()
+    }
+
+    /// `passes` passes of `syn::parse_file` over the corpus, `depth` frames
+    /// down (0: here); each pass keeps its trees until it ends.
+    fn run_parse(corpus: &[String], passes: usize, depth: usize) {
+        let mut pass = || {
+            let trees: Vec<syn::File> = corpus
+                .iter()
+                .map(|src| syn::parse_file(black_box(src)).expect("syn parses its own sources"))
+                .collect();
+            black_box(&trees);
+        };
+        for _ in 0..passes {
+            if depth == 0 {
+                pass();
+            } else {
+                nested(depth, &mut pass);
+            }
+        }
+    }
+
     fn peak_rss_kib() -> u64 {
         std::fs::read_to_string("/proc/self/status")
             .ok()
@@ -108,11 +158,19 @@ mod churn {
 
     /// Allocations the run will make: threads × ops per thread, from the
     /// `--variant-run` args (0 when not called as a variant). A variant
-    /// that records every allocation compares its own count to this.
+    /// that records every allocation compares its own count to this. For
+    /// `parse`, `CHURN_ALLOCATIONS` (the driver counts them once with the
+    /// `churn_count` variant), else `u64::MAX` (never covered).
     pub(crate) fn allocations() -> u64 {
         let args: Vec<String> = std::env::args().collect();
         if args.get(1).map(String::as_str) != Some("--variant-run") {
             return 0;
+        }
+        if args[2] == "parse" {
+            return std::env::var("CHURN_ALLOCATIONS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(u64::MAX);
         }
         let threads: u64 = args[3].parse().unwrap();
         let ops: u64 = args[4].parse().unwrap();
@@ -125,7 +183,9 @@ mod churn {
     ///
     /// `setup` runs before the clock starts; what it returns is dropped
     /// after the result is printed, so a profiler it starts can write its
-    /// output outside the timing and the peak-RSS reading.
+    /// output outside the timing and the peak-RSS reading. With
+    /// `CHURN_NO_REPORT=1` it is never dropped (no after-run `info:` line,
+    /// no profile written), for instruction counts of the run alone.
     pub(crate) fn main_with<G>(setup: impl FnOnce() -> G) {
         main_with_wrap(setup, |f: &mut dyn FnMut()| f());
     }
@@ -138,6 +198,9 @@ mod churn {
             return;
         }
         let mixed = args[2] == "mixed";
+        let parse = args[2] == "parse";
+        let corpus = if parse { corpus() } else { Vec::new() };
+        let corpus = &corpus;
         let threads: usize = args[3].parse().unwrap();
         let ops: usize = args[4].parse().unwrap();
         let depth: usize = args
@@ -150,11 +213,25 @@ mod churn {
         let start = Instant::now();
         std::thread::scope(|s| {
             for t in 0..threads {
-                s.spawn(move || wrap(&mut || run_thread(0x9e37_79b9 + t as u64, 16 * 1024, ops, mixed, depth)));
+                s.spawn(move || {
+                    wrap(&mut || {
+                        if parse {
+                            run_parse(corpus, ops, depth)
+                        } else {
+                            run_thread(0x9e37_79b9 + t as u64, 16 * 1024, ops, mixed, depth)
+                        }
+                    })
+                });
             }
         });
         let ns = start.elapsed().as_nanos() as f64 / (ops * threads) as f64;
         println!("{ns:.3} {}", peak_rss_kib());
-        drop(guard);
+        if std::env::var_os("CHURN_NO_REPORT").is_some_and(|v| v == "1") {
+            // benches/instructions.sh: the count is the workload's, not
+            // what a profiler does at exit (read or write its profile).
+            std::mem::forget(guard);
+        } else {
+            drop(guard);
+        }
     }
 }
