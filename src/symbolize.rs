@@ -165,8 +165,9 @@ impl Symbolizer {
                 Some(syms) => syms,
                 None => {
                     // A module `addr2line` cannot open (the vDSO, a file
-                    // deleted or replaced since it was loaded): `backtrace`
-                    // reads it from memory or its own paths.
+                    // deleted or replaced since it was loaded) or names
+                    // nothing in: `backtrace` reads it from memory or its
+                    // own paths, and reads `.dynsym`.
                     *used_backtrace = true;
                     resolve_with_backtrace(ret)
                 }
@@ -374,11 +375,13 @@ struct Modules {
 }
 
 impl Modules {
-    /// `None` when no module holds the address or its file could not be
-    /// read; `Some(empty)` when it was read and knows nothing of `ret`.
+    /// `None` when no module holds the address, its file could not be
+    /// read, or a shared library's file names nothing at `ret`;
+    /// `Some(empty)` when the main program knows nothing of `ret`.
     fn resolve(&mut self, ret: usize) -> Option<Vec<Sym>> {
         let pc = ret.saturating_sub(1);
         let (path, bias) = module_of(pc)?;
+        let is_main = path.is_empty();
         let loader = self
             .loaders
             .entry(path)
@@ -415,6 +418,13 @@ impl Modules {
             if let Some(name) = loader.find_symbol(probe) {
                 out.push(sym(name, None, None));
             }
+        }
+        // A shared library without debug info or `.symtab` (Debian's libc)
+        // names its functions in `.dynsym` only, which `addr2line` does
+        // not read: let `backtrace` name them (`start_thread`, `clone3`).
+        // Never for the main program, whose debug info it would load whole.
+        if out.is_empty() && !is_main {
+            return None;
         }
         Some(out)
     }

@@ -21,7 +21,7 @@ use super::Response;
 /// Profiles built for a shared request, since the start (for tests).
 static BUILDS: AtomicU64 = AtomicU64::new(0);
 
-/// Builds in flight, by what they build (at most six keys).
+/// Builds in flight, by what they build (at most nine keys).
 static FLIGHTS: Mutex<Vec<(Key, Arc<Flight>)>> = Mutex::new(Vec::new());
 
 /// What makes two requests' answers the same.
@@ -29,6 +29,8 @@ static FLIGHTS: Mutex<Vec<(Key, Arc<Flight>)>> = Mutex::new(Vec::new());
 pub(crate) struct Key {
     name: &'static str,
     text: bool,
+    /// `symbolize=0` (a proto with addresses only) is a different answer.
+    unsymbolized: bool,
 }
 
 impl Key {
@@ -50,18 +52,25 @@ impl Key {
         if !form_value(query, "seconds").is_empty() || (name == "peak" && int("reset") != 0) {
             return None;
         }
+        // The index (`name` empty) has one form, whatever `debug` says;
+        // text is always symbolized.
+        let text = !name.is_empty() && int("debug") != 0;
         Some(Key {
             name,
-            // The index (`name` empty) has one form, whatever `debug` says.
-            text: !name.is_empty() && int("debug") != 0,
+            text,
+            unsymbolized: !name.is_empty() && !text && form_value(query, "symbolize") == "0",
         })
     }
 
     /// A target that routes to this key's answer (every target with this
     /// key gets the same answer: `gc` is ignored, any `debug` ≠ 0 is text).
     fn target(self) -> String {
-        let debug = if self.text { "?debug=1" } else { "" };
-        format!("/debug/pprof/{}{debug}", self.name)
+        let query = match (self.text, self.unsymbolized) {
+            (true, _) => "?debug=1",
+            (false, true) => "?symbolize=0",
+            (false, false) => "",
+        };
+        format!("/debug/pprof/{}{query}", self.name)
     }
 }
 
@@ -167,6 +176,19 @@ mod tests {
             k("GET", "/debug/pprof/?debug=1"),
             Some("/debug/pprof/".into())
         );
+        // An unsymbolized proto is its own answer; text is always symbolized.
+        assert_eq!(
+            k("GET", "/debug/pprof/allocs?gc=1&symbolize=0"),
+            Some("/debug/pprof/allocs?symbolize=0".into())
+        );
+        assert_eq!(
+            k("GET", "/debug/pprof/heap?symbolize=0&debug=1"),
+            Some("/debug/pprof/heap?debug=1".into())
+        );
+        assert_ne!(
+            Key::of("GET", "/debug/pprof/heap?symbolize=0"),
+            Key::of("GET", "/debug/pprof/heap")
+        );
         for (m, t) in [
             ("POST", "/debug/pprof/heap"),
             ("GET", "/debug/pprof/heap?seconds=1"),
@@ -183,6 +205,7 @@ mod tests {
         let key = Key {
             name: "test",
             text: false,
+            unsymbolized: false,
         };
         let builds = AtomicU64::new(0);
         let started = Barrier::new(2);
@@ -216,6 +239,7 @@ mod tests {
         let key = Key {
             name: "panics",
             text: true,
+            unsymbolized: false,
         };
         let r = shared(key, || panic!("build failed"));
         assert_eq!(r.status, 500);

@@ -183,6 +183,15 @@ pub(crate) fn address_name(address: u64) -> String {
     format!("{address:016x}")
 }
 
+/// The name `go tool pprof` gives a location without lines in a mapping
+/// with a file: `[libc.so.6]`, the file's base name in brackets. At its
+/// default granularity (functions, no addresses) every such location of
+/// one module is one node. `None` without a file name.
+fn objfile_name(file: Option<&str>) -> Option<String> {
+    let base = file?.rsplit('/').next().filter(|b| !b.is_empty())?;
+    Some(format!("[{base}]"))
+}
+
 /// Checked access to `string_table`.
 struct Strings<'a>(&'a [String]);
 
@@ -247,6 +256,12 @@ fn from_proto(p: &proto::Profile) -> Result<Profile, ReadError> {
         }
     }
 
+    // Mapping files, for locations the profile left unnamed.
+    let mut objfiles: HashMap<u64, &str> = HashMap::with_capacity(p.mapping.len());
+    for m in &p.mapping {
+        objfiles.insert(m.id, s.get(m.filename)?);
+    }
+
     let mut frames = Frames::default();
     let mut locations: HashMap<u64, Vec<FrameId>> = HashMap::with_capacity(p.location.len());
     for l in &p.location {
@@ -281,12 +296,15 @@ fn from_proto(p: &proto::Profile) -> Result<Profile, ReadError> {
             ids.push(frames.id(frame)?);
         }
         if ids.is_empty() {
-            ids.push(frames.id(Frame {
-                function: address_name(l.address),
-                file: String::new(),
-                line: 0,
-                inlined: false,
-            })?);
+            ids.push(
+                frames.id(Frame {
+                    function: objfile_name(objfiles.get(&l.mapping_id).copied())
+                        .unwrap_or_else(|| address_name(l.address)),
+                    file: String::new(),
+                    line: 0,
+                    inlined: false,
+                })?,
+            );
         }
         if locations.insert(l.id, ids).is_some() {
             return Err(malformed(format!("duplicate location id {}", l.id)));
