@@ -897,13 +897,14 @@ fn forker(every: Duration, ctx: &Ctx) {
                 ));
             }
             if start.elapsed() > CHILD_TIMEOUT {
+                let stacks = child_stacks(pid);
                 // SAFETY: killing and reaping our own child.
                 unsafe {
                     libc::kill(pid, libc::SIGKILL);
                     libc::waitpid(pid, &mut status, 0);
                 }
                 fail(format_args!(
-                    "forked child {k} (pid {pid}) hung: still running after {CHILD_TIMEOUT:?}, killed"
+                    "forked child {k} (pid {pid}) hung: still running after {CHILD_TIMEOUT:?}, killed; its stacks:\n{stacks}"
                 ));
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -916,6 +917,24 @@ fn forker(every: Duration, ctx: &Ctx) {
         }
         bump(&ctx.fig.forks);
     }
+}
+
+/// A hung child's stacks, for the failure message: `gdb`'s backtrace of
+/// its one thread (`.ci/run` installs gdb), else what the kernel says.
+fn child_stacks(pid: libc::pid_t) -> String {
+    let gdb = std::process::Command::new("timeout")
+        .args(["30", "gdb", "-p", &pid.to_string(), "-batch", "-nx"])
+        .args(["-ex", "thread apply all bt 60"])
+        .output();
+    let mut out = match gdb {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => format!("(gdb could not run: {e})\n"),
+    };
+    for file in ["wchan", "stat"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
+        out.push_str(&format!("/proc/{pid}/{file}: {}\n", text.trim()));
+    }
+    out
 }
 
 // ---------------------------------------------------------------------
