@@ -300,10 +300,9 @@ fn read_roles(path: &str) -> Option<Roles> {
         std::fs::File::open(path)
     }
     .ok()?;
-    // SAFETY: the file is mapped read-only and only read while the map
-    // lives; a binary rewritten in place while we read it could give wrong
-    // names (as for any reader of it), not unsafety in this process, whose
-    // own text is mapped separately by the loader.
+    // A binary rewritten in place while we read it could give wrong names
+    // (as for any reader), not unsafety: our own text is mapped apart.
+    // SAFETY: the file is mapped read-only and only read while the map lives.
     let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
     use object::{Object, ObjectSymbol, SymbolKind};
     let obj = object::File::parse(&*map).ok()?;
