@@ -165,9 +165,8 @@ impl Symbolizer {
                 Some(syms) => syms,
                 None => {
                     // A module `addr2line` cannot open (the vDSO, a file
-                    // deleted or replaced since it was loaded) or names
-                    // nothing in: `backtrace` reads it from memory or its
-                    // own paths, and reads `.dynsym`.
+                    // deleted or replaced since it was loaded): `backtrace`
+                    // reads it from memory or its own paths.
                     *used_backtrace = true;
                     resolve_with_backtrace(ret)
                 }
@@ -374,13 +373,11 @@ struct Modules {
 }
 
 impl Modules {
-    /// `None` when no module holds the address, its file could not be
-    /// read, or a shared library's file names nothing at `ret`;
-    /// `Some(empty)` when the main program knows nothing of `ret`.
+    /// `None` when no module holds the address or its file could not be
+    /// read; `Some(empty)` when it was read and knows nothing of `ret`.
     fn resolve(&mut self, ret: usize) -> Option<Vec<Sym>> {
         let pc = ret.saturating_sub(1);
         let (path, bias) = module_of(pc)?;
-        let is_main = path.is_empty();
         let loader = self
             .loaders
             .entry(path)
@@ -419,12 +416,10 @@ impl Modules {
             }
         }
         // A shared library without debug info or `.symtab` (Debian's libc)
-        // names its functions in `.dynsym` only, which `addr2line` does
-        // not read: let `backtrace` name them (`start_thread`, `clone3`).
-        // Never for the main program, whose debug info it would load whole.
-        if out.is_empty() && !is_main {
-            return None;
-        }
+        // names its functions only in `.dynsym`, which `addr2line` does not
+        // read: its frames stay unnamed (`[libc.so.6]` in `go tool pprof`).
+        // Handing them to `backtrace` instead made every write load libc's
+        // separate debug info whole (libc6-dbg), seconds per write.
         Some(out)
     }
 }
