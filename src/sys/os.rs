@@ -137,3 +137,19 @@ pub(crate) fn write_stderr(msg: &[u8]) {
 pub(crate) const fn round_up(x: usize, to: usize) -> usize {
     (x + to - 1) & !(to - 1)
 }
+
+/// The civil date `(year, month 1-12, day 1-31)` of `days` since
+/// 1970-01-01 (Howard Hinnant's `civil_from_days`); the HTTP `Date` header
+/// and the report page's times share it.
+#[cfg(any(feature = "http", feature = "cli"))]
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m as u32, d as u32)
+}
