@@ -50,6 +50,7 @@ mod units;
 
 pub use diff::{diff, DiffError};
 pub use flame::{diff_flame_svg, flame_svg, folded, FlameError};
+#[cfg(feature = "http")]
 pub(crate) use html::html_escape;
 pub use profile::{Frame, FrameId, Profile, Sample, ValueType};
 pub use read::{ReadError, MAX_DECOMPRESSED};
