@@ -144,3 +144,89 @@ pub fn go_pprof(args: &[&str]) -> String {
     );
     stdout
 }
+
+/// Services started by [`Example::start`], killed should
+/// [`example_watchdog`] abort the test.
+static EXAMPLES: std::sync::Mutex<Vec<std::sync::Arc<std::sync::Mutex<std::process::Child>>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Aborts the process if the test is not done in `secs` (a hang fails),
+/// killing the examples it started first so that none outlives the test.
+pub fn example_watchdog(secs: u64, what: &'static str) {
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(secs));
+        eprintln!("watchdog: {what} did not finish in {secs} s (hang)");
+        for child in EXAMPLES.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            if let Ok(mut child) = child.try_lock() {
+                let _ = child.kill();
+            }
+        }
+        std::process::abort();
+    });
+}
+
+/// The `http` example (examples/http.rs), running on a free port; killed
+/// on drop.
+pub struct Example {
+    child: std::sync::Arc<std::sync::Mutex<std::process::Child>>,
+    /// Where it serves.
+    pub addr: SocketAddr,
+}
+
+impl Example {
+    /// Starts the example binary `exe` (a test's
+    /// `env!("CARGO_BIN_EXE_http_example")`) at a rate that gives plenty
+    /// of samples, and waits until every one of `sites` shows in its heap
+    /// profile (60 s at most, then the test fails).
+    pub fn start(exe: &str, sites: &[&str]) -> Example {
+        use std::io::{BufRead, BufReader};
+        use std::time::Instant;
+        let mut child = Command::new(exe)
+            .arg("127.0.0.1:0")
+            .env("MEMPROFILERATE", "65536")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let child = std::sync::Arc::new(std::sync::Mutex::new(child));
+        EXAMPLES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(std::sync::Arc::clone(&child));
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("serving http://")
+            .and_then(|a| a.strip_suffix("/debug/pprof/"))
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .unwrap();
+        let example = Example { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = get(addr, "/debug/pprof/heap?debug=1").text();
+            if sites.iter().all(|f| text.contains(f)) {
+                break example;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{sites:?} never all sampled:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// `http://ADDR/debug/pprof/{profile}`.
+    pub fn url(&self, profile: &str) -> String {
+        format!("http://{}/debug/pprof/{profile}", self.addr)
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

@@ -1,96 +1,14 @@
 //! `go tool pprof` as the real client of the running `http` example
 //! (examples/http.rs, built here as the `http_example` binary): the heap
 //! and allocs profiles and a 2-second delta, read with `-raw` and `-top`.
-use allocator_tests::http::{get, go_pprof};
+use allocator_tests::http::{example_watchdog, go_pprof, Example};
 use allocator_tests::{parse_go_raw, Decoded, Keep};
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// The example's sites (examples/http.rs; its crate is `http_example` here).
 const CATALOG: &str = "load_catalog";
 const CACHE: &str = "Cache::insert";
 const RENDER: &str = "render_response";
 const PARSE: &str = "parse_request";
-
-/// Services started, to be killed should the watchdog abort the test.
-static CHILDREN: Mutex<Vec<Arc<Mutex<Child>>>> = Mutex::new(Vec::new());
-
-/// Aborts the process if the test is not done in `secs` (a hang fails),
-/// killing the services first so that none outlives the test.
-fn watchdog(secs: u64, what: &'static str) {
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(secs));
-        eprintln!("watchdog: {what} did not finish in {secs} s (hang)");
-        for child in CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            if let Ok(mut child) = child.try_lock() {
-                let _ = child.kill();
-            }
-        }
-        std::process::abort();
-    });
-}
-
-/// The example, running; killed on drop.
-struct Service {
-    child: Arc<Mutex<Child>>,
-    addr: SocketAddr,
-}
-
-impl Service {
-    /// Starts the example on a free port, at a rate that gives plenty of
-    /// samples, and waits until every site has been sampled.
-    fn start() -> Service {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_http_example"))
-            .arg("127.0.0.1:0")
-            .env("MEMPROFILERATE", "65536")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let child = Arc::new(Mutex::new(child));
-        CHILDREN
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::clone(&child));
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("serving http://")
-            .and_then(|a| a.strip_suffix("/debug/pprof/"))
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
-        let service = Service { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let text = get(addr, "/debug/pprof/heap?debug=1").text();
-            if [CATALOG, CACHE, RENDER, PARSE]
-                .iter()
-                .all(|f| text.contains(f))
-            {
-                break service;
-            }
-            assert!(Instant::now() < deadline, "sites never sampled:\n{text}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn url(&self, profile: &str) -> String {
-        format!("http://{}/debug/pprof/{profile}", self.addr)
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
 
 fn type_names(d: &Decoded) -> Vec<&str> {
     d.sample_types.iter().map(|(t, _)| t.as_str()).collect()
@@ -111,8 +29,11 @@ const TYPES: [&str; 4] = [
 
 #[test]
 fn heap_profile_over_http() {
-    watchdog(120, "heap over http");
-    let s = Service::start();
+    example_watchdog(120, "heap over http");
+    let s = Example::start(
+        env!("CARGO_BIN_EXE_http_example"),
+        &[CATALOG, CACHE, RENDER, PARSE],
+    );
     let (text, d) = raw(&["-raw", &s.url("heap")]);
     assert_eq!(type_names(&d), TYPES);
     assert_eq!(d.period, 65536);
@@ -134,8 +55,11 @@ fn heap_profile_over_http() {
 
 #[test]
 fn allocs_profile_opens_on_alloc_space() {
-    watchdog(120, "allocs over http");
-    let s = Service::start();
+    example_watchdog(120, "allocs over http");
+    let s = Example::start(
+        env!("CARGO_BIN_EXE_http_example"),
+        &[CATALOG, CACHE, RENDER, PARSE],
+    );
     let (text, d) = raw(&["-raw", &s.url("allocs")]);
     assert_eq!(type_names(&d), TYPES);
     assert!(text.contains("alloc_space/bytes[dflt]"), "{text}");
@@ -148,8 +72,11 @@ fn allocs_profile_opens_on_alloc_space() {
 
 #[test]
 fn delta_profile_shows_the_window() {
-    watchdog(120, "delta over http");
-    let s = Service::start();
+    example_watchdog(120, "delta over http");
+    let s = Example::start(
+        env!("CARGO_BIN_EXE_http_example"),
+        &[CATALOG, CACHE, RENDER, PARSE],
+    );
     let before = raw(&["-raw", &s.url("allocs")]).1;
     let (text, delta) = raw(&["-raw", "-seconds", "2", &s.url("heap")]);
     let after = raw(&["-raw", &s.url("allocs")]).1;

@@ -5,87 +5,13 @@
 //! click and highlight it when searched, served live, saved as a file, and
 //! written by `memprof report` from the profiles saved as files.
 //! A missing Node.js, playwright-core or Chromium fails the test.
-use allocator_tests::http::get;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use allocator_tests::http::{example_watchdog, get, Example};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 /// The example's start-up site: 8 MiB kept, in every in-use profile.
 const SITE: &str = "load_catalog";
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// Services started, to be killed should the watchdog abort the test.
-static CHILDREN: Mutex<Vec<Arc<Mutex<Child>>>> = Mutex::new(Vec::new());
-
-/// Aborts the process if the test is not done in `secs` (a hang fails),
-/// killing the service first so that it does not outlive the test.
-fn watchdog(secs: u64) {
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(secs));
-        eprintln!("watchdog: the ui test did not finish in {secs} s (hang)");
-        for child in CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            if let Ok(mut child) = child.try_lock() {
-                let _ = child.kill();
-            }
-        }
-        std::process::abort();
-    });
-}
-
-/// The example, running; killed on drop.
-struct Service {
-    child: Arc<Mutex<Child>>,
-    addr: SocketAddr,
-}
-
-impl Service {
-    /// Starts the example on a free port and waits until [`SITE`] has been
-    /// sampled.
-    fn start() -> Service {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_http_example"))
-            .arg("127.0.0.1:0")
-            .env("MEMPROFILERATE", "65536")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let child = Arc::new(Mutex::new(child));
-        CHILDREN
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::clone(&child));
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("serving http://")
-            .and_then(|a| a.strip_suffix("/debug/pprof/"))
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
-        let service = Service { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let text = get(addr, "/debug/pprof/heap?debug=1").text();
-            if text.contains(SITE) {
-                break service;
-            }
-            assert!(Instant::now() < deadline, "{SITE} never sampled:\n{text}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
 
 fn js_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
@@ -219,8 +145,8 @@ fn is_png(path: &Path) -> bool {
 #[test]
 fn flame_graph_zooms_and_searches_in_chromium() {
     check_tools();
-    watchdog(240);
-    let s = Service::start();
+    example_watchdog(240, "the ui test");
+    let s = Example::start(env!("CARGO_BIN_EXE_http_example"), &[SITE]);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("http_ui");
     std::fs::create_dir_all(&dir).unwrap();
 
@@ -325,7 +251,7 @@ fn evil_profile() -> memprof::view::Profile {
 #[test]
 fn report_file_echoes_no_markup_in_chromium() {
     check_tools();
-    watchdog(120);
+    example_watchdog(120, "the ui test");
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("http_ui");
     std::fs::create_dir_all(&dir).unwrap();
     let p = evil_profile();
