@@ -35,9 +35,10 @@
 //! initialises it in the slow path.
 //!
 //! Exact bytes allocated, for free: every byte allocated is subtracted from
-//! `NEXT` by the fast path and by nothing else, so the bytes allocated by a
-//! thread since `NEXT` was last written are `LAST_SET - NEXT`. Every write
-//! of `NEXT` outside the fast path (`set_next`) first moves that difference
+//! the thread's countdown `NEXT` (one word of static TLS, `sys::countdown`)
+//! by the fast path and by nothing else, so the bytes allocated by a thread
+//! since `NEXT` was last written are `LAST_SET - NEXT`. Every write of
+//! `NEXT` outside the fast path (`set_next`) first moves that difference
 //! into the thread's `UNFLUSHED` bytes, which go to the global `ALLOCATED`
 //! once they reach `FLUSH_BYTES` (so that at rate 1, where every allocation
 //! writes `NEXT`, threads do not bounce one cache line). Invariant, per
@@ -51,6 +52,7 @@
 //! `FLUSH_BYTES`: about one rate each, `OFF_DRAW` when profiling is off.
 
 use crate::guard;
+use crate::sys::countdown;
 use core::cell::Cell;
 use core::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
@@ -84,8 +86,6 @@ static GLOBAL: Global = Global {
 };
 
 thread_local! {
-    /// Countdown, relative to FLOOR: bytes left before the next sample.
-    static NEXT: Cell<i64> = const { Cell::new(0) };
     /// The FLOOR this thread last drew against (stale => the rate changed).
     static SYNCED: Cell<i64> = const { Cell::new(i64::MIN) };
     /// The rate the current countdown was drawn with: a sample's weight.
@@ -106,11 +106,7 @@ static ALLOCATED: AtomicU64 = AtomicU64::new(0);
 /// sample is due: the caller forwards to the inner allocator and is done.
 #[inline(always)]
 pub(crate) fn fast(size: usize) -> bool {
-    NEXT.with(|next| {
-        let n = next.get().wrapping_sub(size as i64);
-        next.set(n);
-        n.wrapping_sub(GLOBAL.floor.load(Ordering::Relaxed)) >= 0
-    })
+    countdown::sub(size).wrapping_sub(GLOBAL.floor.load(Ordering::Relaxed)) >= 0
 }
 
 /// A decision to record an allocation.
@@ -198,18 +194,16 @@ fn restart_keep(floor: i64, gap: i64) {
 /// since it was last written. The only writer of `NEXT` but the fast path.
 fn set_next(value: i64) {
     count_allocated(FLUSH_BYTES);
-    let _ = NEXT.try_with(|n| n.set(value));
+    countdown::set(value);
     let _ = LAST_SET.try_with(|l| l.set(value));
 }
 
 /// Moves the bytes this thread allocated since `NEXT` was last written
 /// into `UNFLUSHED`, and those into `ALLOCATED` once they reach `flush_at`.
 fn count_allocated(flush_at: u64) {
-    let (Ok(next), Ok(last), Ok(unflushed)) = (
-        NEXT.try_with(Cell::get),
-        LAST_SET.try_with(Cell::get),
-        UNFLUSHED.try_with(Cell::get),
-    ) else {
+    let next = countdown::get();
+    let (Ok(last), Ok(unflushed)) = (LAST_SET.try_with(Cell::get), UNFLUSHED.try_with(Cell::get))
+    else {
         return;
     };
     let pending = unflushed.wrapping_add(last.wrapping_sub(next) as u64);
@@ -390,7 +384,7 @@ mod tests {
 
     /// This thread's bytes as the counters see them (module invariant).
     fn thread_total() -> u64 {
-        let pending = LAST_SET.with(Cell::get).wrapping_sub(NEXT.with(Cell::get)) as u64;
+        let pending = LAST_SET.with(Cell::get).wrapping_sub(countdown::get()) as u64;
         FLUSHED_HERE.with(Cell::get) + UNFLUSHED.with(Cell::get) + pending
     }
 
@@ -428,7 +422,7 @@ mod tests {
             // And the reader brings this thread up to date.
             let global = allocated_bytes();
             assert_eq!(UNFLUSHED.with(Cell::get), 0);
-            assert_eq!(LAST_SET.with(Cell::get), NEXT.with(Cell::get));
+            assert_eq!(LAST_SET.with(Cell::get), countdown::get());
             assert!(global >= truth);
         })
         .join()
