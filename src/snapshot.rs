@@ -112,6 +112,24 @@ impl HeapProfile {
         self.records.iter()
     }
 
+    /// Every record with its symbolized stack ([`Record::frames`]), read
+    /// with one pass over the debug info: what to call when naming more
+    /// than a few records, since each `Record::frames` call loads the debug
+    /// info anew. Allocations made meanwhile are not sampled.
+    ///
+    /// ```
+    /// let profile = memprof::heap_profile();
+    /// for (record, frames) in profile.records_with_frames() {
+    ///     let leaf = frames.first().map_or("?", |f| f.function.as_str());
+    ///     println!("{:>10} B  {leaf}", record.inuse_bytes());
+    /// }
+    /// ```
+    #[must_use]
+    pub fn records_with_frames(&self) -> Vec<(&Record, Vec<Frame>)> {
+        let frames = frames_of_each(self.records.iter().map(|r| r.stack()));
+        self.records.iter().zip(frames).collect()
+    }
+
     /// The sampling rate (mean bytes between samples) when this snapshot was
     /// taken; written as the pprof `period`. 0 means profiling was off.
     pub fn rate(&self) -> usize {
@@ -436,7 +454,8 @@ impl Record {
     ///
     /// Allocations made while symbolizing are not sampled. Each call reads
     /// the debug info it needs and releases it (some milliseconds): to name
-    /// many records, use [`HeapProfile::top_sites`] or write a profile.
+    /// many records, use [`HeapProfile::records_with_frames`] or
+    /// [`HeapProfile::top_sites`].
     pub fn frames(&self) -> Vec<Frame> {
         frames_of(&self.stack)
     }

@@ -780,10 +780,41 @@ pub struct FnFilter {
     func: String,
 }
 
+type Names = HashMap<Vec<usize>, Arc<Vec<String>>>;
 /// Function names of every stack symbolized so far, by raw stack.
+static CACHE: Mutex<Option<Names>> = Mutex::new(None);
+
+/// Symbolizes, in one pass over the debug info, the stacks of `profile`
+/// not in the cache yet (a pass per stack took minutes in a debug build
+/// on a loaded machine: each one loads the debug info anew).
+fn symbolize_new_stacks(profile: &memprof::HeapProfile) {
+    let new = {
+        let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        profile
+            .records()
+            .any(|r| !cache.as_ref().is_some_and(|c| c.contains_key(r.stack())))
+    };
+    if !new {
+        return;
+    }
+    // Symbolize without holding the cache lock: other threads may need it.
+    let named: Vec<(Vec<usize>, Arc<Vec<String>>)> = profile
+        .records_with_frames()
+        .into_iter()
+        .map(|(r, frames)| {
+            let names = frames.into_iter().map(|f| f.function).collect();
+            (r.stack().to_vec(), Arc::new(names))
+        })
+        .collect();
+    CACHE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashMap::new)
+        .extend(named);
+}
+
+/// The function names of `record`'s stack, from the cache or symbolized.
 fn stack_names(record: &memprof::Record) -> Arc<Vec<String>> {
-    type Names = HashMap<Vec<usize>, Arc<Vec<String>>>;
-    static CACHE: Mutex<Option<Names>> = Mutex::new(None);
     if let Some(names) = CACHE
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -821,6 +852,7 @@ impl FnFilter {
     /// `[alloc_objects, alloc_bytes, inuse_objects, inuse_bytes]` summed
     /// over the matching records of size `size` (any if `None`).
     pub fn sum(&mut self, profile: &memprof::HeapProfile, size: Option<u64>) -> [u64; 4] {
+        symbolize_new_stacks(profile);
         let mut t = [0; 4];
         for r in profile.records() {
             if size.is_some_and(|s| s != r.object_size()) || !self.matches(r) {
