@@ -175,6 +175,8 @@ pub(crate) fn sites(profile: &HeapProfile, sym: &mut Symbolizer, by_labels: bool
     type Key = (Vec<LocKey>, bool, u64, LabelSet);
     let mut index: HashMap<Key, usize> = HashMap::new();
     let no_labels = LabelSet::default();
+    // Every address first, so each module's debug info is read once.
+    sym.prefetch(profile.records.iter().flat_map(|r| r.stack.iter().copied()));
     for r in &profile.records {
         if r.alloc_objects() == 0
             && r.alloc_bytes() == 0
