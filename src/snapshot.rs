@@ -533,7 +533,10 @@ pub(crate) fn frames_of_each<'a>(stacks: impl Iterator<Item = &'a [usize]>) -> V
     let frames = crate::sampler::without_sampling(|| {
         let _g = WRITER.lock();
         let mut sym = crate::symbolize::Symbolizer::new();
+        let stacks: Vec<&[usize]> = stacks.collect();
+        sym.prefetch(stacks.iter().flat_map(|s| s.iter().copied()));
         stacks
+            .into_iter()
             .map(|s| crate::symbolize::frames_with(&mut sym, s))
             .collect()
     });

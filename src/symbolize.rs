@@ -93,20 +93,21 @@ static LOADED_SINCE_TRIM: AtomicBool = AtomicBool::new(false);
 
 /// Resolves return addresses, once each. Not thread safe; one per write.
 ///
-/// Each module (the program, each shared library) is read with `addr2line`
-/// when the first address inside it is resolved: its file is mapped, its
-/// compilation units indexed, and only the units that hold a looked-up
-/// address are parsed. Everything is dropped with the symbolizer, at the
-/// end of the write, so a process does not keep the debug info between
-/// profiles (`docs/design.md`, "Symbolization and its memory").
+/// Addresses are resolved in batches ([`prefetch`](Self::prefetch)), one
+/// module (the program, each shared library) at a time, with `addr2line`:
+/// see [`resolve_in_module`] for what is read and how little of it stays
+/// at once. Nothing is kept between batches but the resolved frames, so a
+/// process does not keep the debug info between profiles
+/// (`docs/design.md`, "Symbolization and its memory").
 pub(crate) struct Symbolizer {
     cache: HashMap<usize, Vec<Sym>>,
-    modules: Modules,
     /// For a symbolizer that is off: trimming's symbol-table lookups.
     tables: SymbolTables,
     /// `false`: every address resolves to nothing, nothing is read (the
     /// unsymbolized writers).
     on: bool,
+    /// Debug info was read: the C heap is trimmed after the write.
+    loaded: bool,
     /// The `backtrace` crate's global caches were filled (a module that
     /// `addr2line` could not open): cleared on drop.
     used_backtrace: bool,
@@ -123,7 +124,7 @@ impl Drop for Symbolizer {
         if self.used_backtrace {
             backtrace::clear_symbol_cache();
         }
-        if !self.modules.loaders.is_empty() || self.used_backtrace {
+        if self.loaded || self.used_backtrace {
             LOADED_SINCE_TRIM.store(true, Ordering::Relaxed);
         }
     }
@@ -133,9 +134,9 @@ impl Symbolizer {
     pub(crate) fn new() -> Self {
         Self {
             cache: HashMap::new(),
-            modules: Modules::default(),
             tables: SymbolTables::default(),
             on: true,
+            loaded: false,
             used_backtrace: false,
         }
     }
@@ -153,26 +154,69 @@ impl Symbolizer {
         self.on
     }
 
+    /// Resolves every return address of `rets` not resolved yet, each
+    /// module's together: its debug info is read once for the batch. Call
+    /// it with all the addresses of a write before [`trim`](Self::trim)
+    /// or [`resolve`](Self::resolve), which otherwise read a module per
+    /// stack or per address.
+    pub(crate) fn prefetch(&mut self, rets: impl IntoIterator<Item = usize>) {
+        if !self.on || !enabled() {
+            return;
+        }
+        // By module path and load bias: (return address, probe).
+        let mut by_module: HashMap<(String, usize), Vec<(usize, u64)>> = HashMap::new();
+        for ret in rets {
+            if ret == 0 || self.cache.contains_key(&ret) {
+                continue;
+            }
+            let pc = ret.saturating_sub(1);
+            match module_of(pc) {
+                Some((path, bias)) => {
+                    self.cache.insert(ret, Vec::new());
+                    by_module
+                        .entry((path, bias))
+                        .or_default()
+                        .push((ret, (pc - bias) as u64));
+                }
+                None => {
+                    // No loaded module holds it (the vDSO): `backtrace`
+                    // reads it from memory or its own paths.
+                    self.used_backtrace = true;
+                    self.cache.insert(ret, resolve_with_backtrace(ret));
+                }
+            }
+        }
+        let mut modules: Vec<_> = by_module.into_iter().collect();
+        modules.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for ((path, _), rets) in modules {
+            let probes: Vec<u64> = rets.iter().map(|&(_, p)| p).collect();
+            self.loaded = true;
+            match resolve_in_module(&path, &probes) {
+                Some(syms) => {
+                    for (&(ret, _), s) in rets.iter().zip(syms) {
+                        self.cache.insert(ret, s);
+                    }
+                }
+                None => {
+                    // A module `addr2line` cannot open (a file deleted or
+                    // replaced since it was loaded): `backtrace` reads it
+                    // from its own paths.
+                    self.used_backtrace = true;
+                    for &(ret, _) in &rets {
+                        self.cache.insert(ret, resolve_with_backtrace(ret));
+                    }
+                }
+            }
+        }
+    }
+
     /// The frames at return address `ret`, innermost (inlined) first; empty
     /// when nothing is known about the address.
     pub(crate) fn resolve(&mut self, ret: usize) -> &[Sym] {
-        let (modules, on, used_backtrace) = (&mut self.modules, self.on, &mut self.used_backtrace);
-        self.cache.entry(ret).or_insert_with(|| {
-            if !on || !enabled() || ret == 0 {
-                return Vec::new();
-            }
-            match modules.resolve(ret) {
-                Some(syms) => syms,
-                None => {
-                    // A module `addr2line` cannot open (the vDSO, a file
-                    // deleted or replaced since it was loaded): `backtrace`
-                    // reads it from memory or its own paths.
-                    *used_backtrace = true;
-                    resolve_with_backtrace(ret)
-                }
-            }
-        })
+        self.prefetch([ret]);
+        self.cache.get(&ret).map_or(&[][..], |f| &f[..])
     }
+
     /// The frames `key` stands for: those of `key.ret` minus the hidden ones.
     /// `key` must come from [`trim`](Self::trim) on this symbolizer.
     pub(crate) fn frames(&self, key: LocKey) -> &[Sym] {
@@ -191,15 +235,13 @@ impl Symbolizer {
         if !self.on {
             return self.trim_by_symbol_table(stack);
         }
+        self.prefetch(stack.iter().copied());
         // An unresolved address counts as one frame with an empty name:
         // neither profiler nor shim, so it stops the trimming.
         let mut names: Vec<&str> = Vec::new();
         let mut widths = Vec::with_capacity(stack.len());
         for &ret in stack {
-            self.resolve(ret);
-        }
-        for &ret in stack {
-            let syms = &self.cache[&ret];
+            let syms = self.cache.get(&ret).map_or(&[][..], |f| &f[..]);
             widths.push(syms.len().max(1));
             if syms.is_empty() {
                 names.push("");
@@ -361,81 +403,395 @@ fn resolve_with_backtrace(ret: usize) -> Vec<Sym> {
     out
 }
 
-/// The loaded modules' debug info and symbol tables, read with `addr2line`
-/// once per module and symbolizer. Modules are found from the dynamic
-/// loader at each lookup, so code `dlopen`ed after an earlier write is
-/// named too.
-#[derive(Default)]
-struct Modules {
-    /// By module path (`""` for the main program); `None`: could not be
-    /// opened.
-    loaders: HashMap<String, Option<addr2line::Loader>>,
+/// The sections `addr2line` reads, as gimli reads them.
+type Reader<'a> = gimli::EndianSlice<'a, gimli::RunTimeEndian>;
+
+/// Opens the file of the module at `path` (`""`: the main program, by its
+/// path, else through `/proc/self/exe`, which works for a deleted binary
+/// too).
+fn open_file(path: &str) -> Option<std::fs::File> {
+    if !path.is_empty() {
+        return std::fs::File::open(path).ok();
+    }
+    std::env::current_exe()
+        .and_then(std::fs::File::open)
+        .or_else(|_| std::fs::File::open("/proc/self/exe"))
+        .ok()
 }
 
-impl Modules {
-    /// `None` when no module holds the address or its file could not be
-    /// read; `Some(empty)` when it was read and knows nothing of `ret`.
-    fn resolve(&mut self, ret: usize) -> Option<Vec<Sym>> {
-        let pc = ret.saturating_sub(1);
-        let (path, bias) = module_of(pc)?;
-        let loader = self
-            .loaders
-            .entry(path)
-            .or_insert_with_key(|p| open_module(p))
-            .as_ref()?;
-        let probe = (pc - bias) as u64;
-        let mut out = Vec::new();
-        if let Ok(mut frames) = loader.find_frames(probe) {
-            let mut found = Vec::new();
-            while let Ok(Some(f)) = frames.next() {
-                let loc = f.location.as_ref();
-                let raw = f.function.as_ref().and_then(|n| n.raw_name().ok());
-                found.push((
-                    raw.map(|r| r.into_owned()),
-                    loc.and_then(|l| l.file),
-                    loc.and_then(|l| l.line),
-                ));
+/// Resolves `probes` (addresses relative to the module's load bias, of the
+/// call instructions) in the module at `path`: one list of frames per
+/// probe, innermost first. `None` when the file cannot be read.
+///
+/// The file is mapped and its compilation units are read a few at a time
+/// ([`UnitIndex`]): `addr2line` is given a copy of `.debug_info` that holds
+/// only the units the probes fall in (found through `.debug_aranges`) and
+/// those they refer to, its context is dropped when they are resolved, and
+/// the pages of the file that were read leave the RSS
+/// (`MADV_DONTNEED`). A module whose units cannot be split this way (no
+/// `.debug_aranges`, code outside them, split DWARF) is read whole by
+/// `addr2line`'s own loader, as before.
+fn resolve_in_module(path: &str, probes: &[u64]) -> Option<Vec<Vec<Sym>>> {
+    LOADS.fetch_add(1, Ordering::Relaxed);
+    let file = open_file(path)?;
+    // A binary rewritten in place while we read it could give wrong names
+    // (as for any reader), not unsafety: our own text is mapped apart.
+    // SAFETY: the file is mapped read-only and only read while the map lives.
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    // No readahead: a write reads a few scattered parts of the file.
+    let _ = map.advise(memmap2::Advice::Random);
+    let release = || {
+        // SAFETY: a read-only shared mapping of a file: dropping its pages
+        // only makes the next read fault them in again from the file; no
+        // contents are lost, and every slice into the map stays valid.
+        let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+    };
+    let out = (|| {
+        let obj = object::File::parse(&*map).ok()?;
+        let endian = if object::Object::is_little_endian(&obj) {
+            gimli::RunTimeEndian::Little
+        } else {
+            gimli::RunTimeEndian::Big
+        };
+        // Decompressed copies of compressed sections live here.
+        let mut data: Vec<(gimli::SectionId, std::borrow::Cow<'_, [u8]>)> = Vec::new();
+        use gimli::SectionId as S;
+        for id in [
+            S::DebugAbbrev,
+            S::DebugAddr,
+            S::DebugAranges,
+            S::DebugInfo,
+            S::DebugLine,
+            S::DebugLineStr,
+            S::DebugLoc,
+            S::DebugLocLists,
+            S::DebugRanges,
+            S::DebugRngLists,
+            S::DebugStr,
+            S::DebugStrOffsets,
+            S::DebugTypes,
+        ] {
+            use object::{Object, ObjectSection};
+            if let Some(d) = obj
+                .section_by_name(id.name())
+                .and_then(|s| s.uncompressed_data().ok())
+            {
+                data.push((id, d));
             }
-            let last = found.len().saturating_sub(1);
-            for (i, (raw, file, line)) in found.into_iter().enumerate() {
-                // A frame without a name in the debug info: the symbol
-                // table names the outermost one.
-                let raw = raw.or_else(|| {
-                    (i == last)
-                        .then(|| loader.find_symbol(probe))?
-                        .map(str::to_owned)
+        }
+        let section = |id: gimli::SectionId| -> Reader<'_> {
+            let d = data
+                .iter()
+                .find(|s| s.0 == id)
+                .map_or(&[][..], |s| &s.1[..]);
+            gimli::EndianSlice::new(d, endian)
+        };
+        let symbols = object::Object::symbol_map(&obj);
+        let symbol = |probe: u64| symbols.containing(probe).map(|s| s.name());
+        let dwarf = gimli::Dwarf::load(|id| Ok::<_, ()>(section(id))).ok()?;
+        let index = UnitIndex::new(&dwarf, &release);
+        release();
+        let Some(index) = index else {
+            return resolve_whole(path, probes);
+        };
+        let mut out = vec![Vec::new(); probes.len()];
+        // Probes by the units that may hold them, in the order of the units.
+        let mut groups: HashMap<Vec<usize>, Vec<usize>> = HashMap::new();
+        for (i, &probe) in probes.iter().enumerate() {
+            let units = index.units_at(probe);
+            if units.is_empty() {
+                // Outside every unit: the symbol table names it.
+                out[i] = syms_at(None::<addr2line::FrameIter<'_, Reader<'_>>>, || {
+                    symbol(probe)
                 });
-                if let Some(raw) = raw {
-                    out.push(sym(&raw, file, line));
+            } else {
+                groups.entry(units).or_default().push(i);
+            }
+        }
+        let mut groups: Vec<_> = groups.into_iter().collect();
+        groups.sort_unstable();
+        for (units, members) in groups {
+            let resolved = (|| {
+                let info = index.extract(&dwarf, &units);
+                // The units were copied: their pages in the file can go.
+                release();
+                let info = info?;
+                let mut part = gimli::Dwarf::load(|id| Ok::<_, ()>(section(id))).ok()?;
+                part.debug_info = gimli::DebugInfo::new(&info, endian);
+                let ctx = addr2line::Context::from_dwarf(part).ok()?;
+                let mut syms = Vec::with_capacity(members.len());
+                for &i in &members {
+                    let frames = match ctx.find_frames(probes[i]) {
+                        addr2line::LookupResult::Output(r) => r.ok(),
+                        // Split DWARF: `addr2line`'s loader finds the
+                        // other files.
+                        addr2line::LookupResult::Load { .. } => return None,
+                    };
+                    syms.push(syms_at(frames, || symbol(probes[i])));
+                }
+                Some(syms)
+            })();
+            release();
+            let Some(syms) = resolved else {
+                return resolve_whole(path, probes);
+            };
+            for (i, s) in members.into_iter().zip(syms) {
+                out[i] = s;
+            }
+        }
+        Some(out)
+    })();
+    drop(map);
+    out
+}
+
+/// [`resolve_in_module`] with `addr2line`'s loader, which reads every
+/// compilation unit of the module up front (and split DWARF).
+fn resolve_whole(path: &str, probes: &[u64]) -> Option<Vec<Vec<Sym>>> {
+    let loader = if path.is_empty() {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| addr2line::Loader::new(exe).ok())
+            .or_else(|| addr2line::Loader::new("/proc/self/exe").ok())
+    } else {
+        addr2line::Loader::new(path).ok()
+    }?;
+    Some(
+        probes
+            .iter()
+            .map(|&probe| syms_at(loader.find_frames(probe).ok(), || loader.find_symbol(probe)))
+            .collect(),
+    )
+}
+
+/// The frames `addr2line` found at one address, innermost first, named
+/// from the symbol table (`symbol`) where the debug info has no name for
+/// the outermost one or knows nothing of the address.
+fn syms_at<'a, R: gimli::Reader>(
+    frames: Option<addr2line::FrameIter<'_, R>>,
+    symbol: impl Fn() -> Option<&'a str>,
+) -> Vec<Sym> {
+    let mut out = Vec::new();
+    if let Some(mut frames) = frames {
+        let mut found = Vec::new();
+        while let Ok(Some(f)) = frames.next() {
+            let loc = f.location.as_ref();
+            let raw = f.function.as_ref().and_then(|n| n.raw_name().ok());
+            found.push((
+                raw.map(|r| r.into_owned()),
+                loc.and_then(|l| l.file),
+                loc.and_then(|l| l.line),
+            ));
+        }
+        let last = found.len().saturating_sub(1);
+        for (i, (raw, file, line)) in found.into_iter().enumerate() {
+            // A frame without a name in the debug info: the symbol table
+            // names the outermost one.
+            let raw = raw.or_else(|| (i == last).then(&symbol)?.map(str::to_owned));
+            if let Some(raw) = raw {
+                out.push(sym(&raw, file, line));
+            }
+        }
+    }
+    if out.is_empty() {
+        if let Some(name) = symbol() {
+            out.push(sym(name, None, None));
+        }
+    }
+    // A shared library without debug info or `.symtab` (Debian's libc)
+    // names its functions only in `.dynsym`, which `addr2line` does not
+    // read: its frames stay unnamed (`[libc.so.6]` in `go tool pprof`).
+    // Handing them to `backtrace` instead made every write load libc's
+    // separate debug info whole (libc6-dbg), seconds per write.
+    out
+}
+
+/// Where a module's compilation units are in `.debug_info`, and which
+/// addresses each holds (`.debug_aranges`): what lets [`resolve_in_module`]
+/// give `addr2line` a few units at a time.
+struct UnitIndex {
+    /// `(start, end, unit)`: address ranges sorted by start.
+    ranges: Vec<(u64, u64, usize)>,
+    /// Each unit's span of `.debug_info`, in order.
+    units: Vec<(usize, usize)>,
+}
+
+impl UnitIndex {
+    /// `None` when the units cannot be taken apart: no `.debug_aranges`,
+    /// or a unit with code that `.debug_aranges` leaves out. Calls
+    /// `release` now and then, to drop the file's pages read so far.
+    fn new(dwarf: &gimli::Dwarf<Reader<'_>>, release: &dyn Fn()) -> Option<Self> {
+        let mut units = Vec::new();
+        let mut headers = dwarf.units();
+        while let Ok(Some(h)) = headers.next() {
+            if units.len() % 64 == 63 {
+                release();
+            }
+            let start = h.offset().0;
+            units.push((start, start + h.length_including_self(), h));
+        }
+        let spans: Vec<(usize, usize)> = units.iter().map(|u| (u.0, u.1)).collect();
+        let unit_of = |off: usize| {
+            let i = spans.partition_point(|s| s.0 <= off).checked_sub(1)?;
+            (off < spans[i].1).then_some(i)
+        };
+        let mut ranges = Vec::new();
+        let mut in_aranges = vec![false; units.len()];
+        let mut sets = dwarf.debug_aranges.headers();
+        while let Ok(Some(set)) = sets.next() {
+            let u = unit_of(set.debug_info_offset().0)?;
+            in_aranges[u] = true;
+            let mut entries = set.entries();
+            while let Some(e) = entries.next().transpose() {
+                // Bad entries are skipped, as `addr2line` does.
+                let Ok(e) = e else { continue };
+                if e.length() != 0 {
+                    ranges.push((e.range().begin, e.range().end, u));
                 }
             }
         }
-        if out.is_empty() {
-            if let Some(name) = loader.find_symbol(probe) {
-                out.push(sym(name, None, None));
+        if ranges.is_empty() {
+            return None;
+        }
+        // A unit left out of `.debug_aranges` must have no code: its root
+        // has no address attribute (what `addr2line` would look at).
+        let mut tables: HashMap<usize, gimli::Abbreviations> = HashMap::new();
+        for (n, (_, _, h)) in units.iter().enumerate() {
+            if in_aranges[n] || matches!(h.type_(), gimli::UnitType::Type { .. }) {
+                continue;
+            }
+            if n % 64 == 0 {
+                release();
+            }
+            let abbrevs = match tables.entry(h.debug_abbrev_offset().0) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(h.abbreviations(&dwarf.debug_abbrev).ok()?)
+                }
+            };
+            let mut entries = h.entries_raw(abbrevs, None).ok()?;
+            let Some(root) = entries.read_abbreviation().ok()? else {
+                continue;
+            };
+            let has_code = root.attributes().iter().any(|a| {
+                matches!(
+                    a.name(),
+                    gimli::DW_AT_low_pc | gimli::DW_AT_high_pc | gimli::DW_AT_ranges
+                )
+            });
+            if has_code {
+                return None;
             }
         }
-        // A shared library without debug info or `.symtab` (Debian's libc)
-        // names its functions only in `.dynsym`, which `addr2line` does not
-        // read: its frames stay unnamed (`[libc.so.6]` in `go tool pprof`).
-        // Handing them to `backtrace` instead made every write load libc's
-        // separate debug info whole (libc6-dbg), seconds per write.
-        Some(out)
+        ranges.sort_unstable();
+        Some(UnitIndex {
+            ranges,
+            units: spans,
+        })
     }
-}
 
-/// Opens the debug info of the module at `path` (`""`: the main program,
-/// by its path, else through `/proc/self/exe`, which works for a deleted
-/// binary too).
-fn open_module(path: &str) -> Option<addr2line::Loader> {
-    LOADS.fetch_add(1, Ordering::Relaxed);
-    if !path.is_empty() {
-        return addr2line::Loader::new(path).ok();
+    /// The units whose ranges hold `probe`, in order.
+    fn units_at(&self, probe: u64) -> Vec<usize> {
+        let end = self.ranges.partition_point(|r| r.0 <= probe);
+        let mut out: Vec<usize> = self.ranges[..end]
+            .iter()
+            .filter(|r| probe < r.1)
+            .map(|r| r.2)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| addr2line::Loader::new(exe).ok())
-        .or_else(|| addr2line::Loader::new("/proc/self/exe").ok())
+
+    /// A copy of `.debug_info` that holds `units` and every unit they refer
+    /// to (`DW_FORM_ref_addr`, as an inlined function's origin in another
+    /// unit after LTO), each at its own offset, and in between one unit
+    /// header per gap, which `addr2line` skips (its abbreviations cannot be
+    /// read). The copy is an anonymous mapping: untouched, the gaps cost no
+    /// memory.
+    fn extract(&self, dwarf: &gimli::Dwarf<Reader<'_>>, units: &[usize]) -> Option<memmap2::Mmap> {
+        use gimli::{Reader as _, Section};
+        let mut keep: Vec<usize> = units.to_vec();
+        let mut todo = keep.clone();
+        while let Some(u) = todo.pop() {
+            let (start, end) = self.units[u];
+            let h = dwarf
+                .debug_info
+                .header_from_offset(gimli::DebugInfoOffset(start))
+                .ok()?;
+            let abbrevs = dwarf.abbreviations(&h).ok()?;
+            let mut entries = h.entries_raw(&abbrevs, None).ok()?;
+            while !entries.is_empty() {
+                let Some(abbrev) = entries.read_abbreviation().ok()? else {
+                    continue;
+                };
+                for spec in abbrev.attributes() {
+                    let attr = entries.read_attribute(*spec).ok()?;
+                    if let gimli::AttributeValue::DebugInfoRef(r) = attr.value() {
+                        if (start..end).contains(&r.0) {
+                            continue;
+                        }
+                        let i = self.units.partition_point(|s| s.0 <= r.0).checked_sub(1)?;
+                        if !keep.contains(&i) {
+                            keep.push(i);
+                            todo.push(i);
+                        }
+                    }
+                }
+            }
+        }
+        keep.sort_unstable();
+        let first = *keep.first()?;
+        let len = self.units[*keep.last()?].1;
+        let info = dwarf.debug_info.reader().slice();
+        let address_size = dwarf
+            .debug_info
+            .header_from_offset(gimli::DebugInfoOffset(self.units[first].0))
+            .ok()?
+            .address_size();
+        let big = matches!(
+            dwarf.debug_info.reader().endian(),
+            gimli::RunTimeEndian::Big
+        );
+        let mut copy = memmap2::MmapMut::map_anon(len).ok()?;
+        let mut at = 0;
+        for &u in &keep {
+            let (start, end) = self.units[u];
+            if start > at {
+                // A DWARF 4 unit header over the gap, whose abbreviations
+                // are past the end of `.debug_abbrev`: `addr2line` fails to
+                // read it and skips it, without reading the gap.
+                let gap = start - at;
+                if gap < 12 {
+                    return None;
+                }
+                let abbrev_offset = u32::MAX;
+                let length = u32::try_from(gap - 4).ok()?;
+                let mut header = Vec::with_capacity(11);
+                let (l, v, a) = if big {
+                    (
+                        length.to_be_bytes(),
+                        4u16.to_be_bytes(),
+                        abbrev_offset.to_be_bytes(),
+                    )
+                } else {
+                    (
+                        length.to_le_bytes(),
+                        4u16.to_le_bytes(),
+                        abbrev_offset.to_le_bytes(),
+                    )
+                };
+                header.extend_from_slice(&l);
+                header.extend_from_slice(&v);
+                header.extend_from_slice(&a);
+                header.push(address_size);
+                copy[at..at + header.len()].copy_from_slice(&header);
+            }
+            copy[start..end].copy_from_slice(info.get(start..end)?);
+            at = end;
+        }
+        copy.make_read_only().ok()
+    }
 }
 
 /// Gives the memory a symbolizer freed back to the system, if one loaded

@@ -109,8 +109,11 @@ fn unsymbolized_profiles_read_no_debug_info_and_symbolize_from_the_binary() {
         "the symbolized write should have read the binary's debug info"
     );
     eprintln!("peak RSS growth: unsymbolized {grew_plain} KiB, symbolized {grew_named} KiB");
+    // Both small: the symbolized write reads a few compilation units at a
+    // time (docs/performance.md, "Memory of a profile write"); that it read
+    // any debug info at all is the load counter's to say.
     assert!(
-        grew_plain < 8 * 1024 && grew_plain * 4 < grew_named,
+        grew_plain < 8 * 1024 && grew_named < 16 * 1024,
         "unsymbolized write grew the RSS by {grew_plain} KiB (symbolized: {grew_named} KiB)"
     );
 

@@ -171,10 +171,18 @@ impl Site {
 /// `by_labels`). Records whose four values are all zero are skipped; fully
 /// freed sites (in-use 0) are kept, as in Go.
 pub(crate) fn sites(profile: &HeapProfile, sym: &mut Symbolizer, by_labels: bool) -> Vec<Site> {
+    use std::hash::BuildHasher;
     let mut out: Vec<Site> = Vec::new();
-    type Key = (Vec<LocKey>, bool, u64, LabelSet);
-    let mut index: HashMap<Key, usize> = HashMap::new();
+    // Sites by the hash of their key, `(trimmed stack, truncation, object
+    // size, labels)`: the first with that hash, then the next of each in
+    // `chain`. The keys are not copied: at 10,000 records a map keyed by
+    // them doubled the sites' memory.
+    let hasher = std::collections::hash_map::RandomState::new();
+    let mut first: HashMap<u64, usize> = HashMap::new();
+    let mut chain: Vec<usize> = Vec::new();
     let no_labels = LabelSet::default();
+    // Every address first, so each module's debug info is read once.
+    sym.prefetch(profile.records.iter().flat_map(|r| r.stack.iter().copied()));
     for r in &profile.records {
         if r.alloc_objects() == 0
             && r.alloc_bytes() == 0
@@ -183,14 +191,22 @@ pub(crate) fn sites(profile: &HeapProfile, sym: &mut Symbolizer, by_labels: bool
         {
             continue;
         }
-        let locs = sym.trim(&r.stack);
-        let labels = if by_labels {
-            r.labels.clone()
-        } else {
-            no_labels.clone()
-        };
-        let key = (locs, r.truncated, r.object_size, labels);
-        if let Some(&i) = index.get(&key) {
+        let mut locs = sym.trim(&r.stack);
+        let labels = if by_labels { &r.labels } else { &no_labels };
+        let hash = hasher.hash_one((&locs, r.truncated, r.object_size, labels));
+        let mut at = first.get(&hash).copied();
+        while let Some(i) = at {
+            let site = &out[i];
+            if site.locs == locs
+                && site.truncated == r.truncated
+                && site.object_size == r.object_size
+                && site.labels == *labels
+            {
+                break;
+            }
+            at = chain.get(i).copied().filter(|&n| n != usize::MAX);
+        }
+        if let Some(i) = at {
             let site = &mut out[i];
             site.alloc_objects_est += r.alloc_objects_est;
             site.inuse_objects_est += r.inuse_objects_est;
@@ -201,16 +217,17 @@ pub(crate) fn sites(profile: &HeapProfile, sym: &mut Symbolizer, by_labels: bool
             }
             continue;
         }
+        locs.shrink_to_fit();
+        chain.push(first.insert(hash, out.len()).unwrap_or(usize::MAX));
         out.push(Site {
-            locs: key.0.clone(),
+            locs,
             truncated: r.truncated,
             object_size: r.object_size,
-            labels: key.3.clone(),
+            labels: labels.clone(),
             alloc_objects_est: r.alloc_objects_est,
             inuse_objects_est: r.inuse_objects_est,
             ages: r.ages.as_deref().cloned(),
         });
-        index.insert(key, out.len() - 1);
     }
     out
 }

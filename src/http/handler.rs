@@ -328,6 +328,10 @@ fn symbol(input: &[u8]) -> Response {
     let names = crate::snapshot::with_writer(|| {
         // One symbolizer for the request: each module is read once.
         let mut sym = crate::symbolize::Symbolizer::new();
+        sym.prefetch(
+            pcs.iter()
+                .filter_map(|&pc| usize::try_from(pc).ok()?.checked_add(1)),
+        );
         pcs.iter()
             .filter_map(|&pc| Some(format!("{pc:#x} {}\n", function_at(&mut sym, pc)?)))
             .collect::<String>()
