@@ -47,17 +47,35 @@ pub(crate) type RecordId = u32;
 /// At most this many records (2 Mi).
 const CHUNKS: usize = 512;
 
-/// One set of a record's counters.
+/// One set of a record's counters, generic over its atomics so that the
+/// `loom` model below runs this code.
 ///
 /// Weights are stored as `count * WEIGHT_ONE + extra`: a sample of weight
 /// exactly one object (every sample at rate 1, and blocks far larger than
 /// the rate) then costs one atomic add, not two. The adds were most of a
 /// rate-1 sample's time after the stack walk.
-struct Counters {
-    allocs: AtomicU64,
-    frees: AtomicU64,
-    alloc_extra: AtomicU64,
-    free_extra: AtomicU64,
+struct Counters<C = AtomicU64> {
+    allocs: C,
+    frees: C,
+    alloc_extra: C,
+    free_extra: C,
+}
+
+/// The atomic a counter is.
+trait Count {
+    fn load(&self, order: Ordering) -> u64;
+    fn add(&self, v: u64, order: Ordering);
+}
+
+impl Count for AtomicU64 {
+    #[inline]
+    fn load(&self, order: Ordering) -> u64 {
+        AtomicU64::load(self, order)
+    }
+    #[inline]
+    fn add(&self, v: u64, order: Ordering) {
+        self.fetch_add(v, order);
+    }
 }
 
 impl Counters {
@@ -69,6 +87,48 @@ impl Counters {
             free_extra: AtomicU64::new(0),
         }
     }
+}
+
+impl<C: Count> Counters<C> {
+    /// Counts one alloc (`free == false`) or free of `weight`.
+    #[inline]
+    fn count(&self, free: bool, weight: u64) {
+        let (n, extra) = if free {
+            (&self.frees, &self.free_extra)
+        } else {
+            (&self.allocs, &self.alloc_extra)
+        };
+        if weight != WEIGHT_ONE {
+            // Wrapping: a weight just under one object would subtract.
+            extra.add(weight.wrapping_sub(WEIGHT_ONE), Ordering::Relaxed);
+        }
+        // Release: a reader that sees this count sees the extra too.
+        n.add(1, Ordering::Release);
+    }
+}
+
+/// `[allocs, frees, alloc_extra, free_extra]` summed over the sets
+/// `sets()` returns (called twice: the record's own set and the shards
+/// published by then). Every set's frees are read before any set's allocs,
+/// so each free seen has its alloc seen too: a count is added with
+/// release, and an alloc happens before its block's free. The sets are
+/// asked for again after the frees: a free counted in the record's own set
+/// (by a thread without locals) may have its alloc in a shard published
+/// after the first call.
+fn sum<'a, C: Count + 'a, I: Iterator<Item = &'a Counters<C>>>(
+    mut sets: impl FnMut() -> I,
+) -> [u64; 4] {
+    let (mut frees, mut free_extra) = (0u64, 0u64);
+    for c in sets() {
+        frees = frees.wrapping_add(c.frees.load(Ordering::Acquire));
+        free_extra = free_extra.wrapping_add(c.free_extra.load(Ordering::Relaxed));
+    }
+    let (mut allocs, mut alloc_extra) = (0u64, 0u64);
+    for c in sets() {
+        allocs = allocs.wrapping_add(c.allocs.load(Ordering::Acquire));
+        alloc_extra = alloc_extra.wrapping_add(c.alloc_extra.load(Ordering::Relaxed));
+    }
+    [allocs, frees, alloc_extra, free_extra]
 }
 
 /// Counter sets per sharded record.
@@ -219,52 +279,44 @@ fn shard_slow(r: &Record, tag: u32) -> &Counters {
 }
 
 pub(crate) fn on_alloc(id: RecordId, weight: u64) {
-    let c = counters(get(id));
-    if weight != WEIGHT_ONE {
-        // Wrapping: a weight just under one object would subtract.
-        c.alloc_extra
-            .fetch_add(weight.wrapping_sub(WEIGHT_ONE), Ordering::Relaxed);
-    }
-    c.allocs.fetch_add(1, Ordering::Release);
+    counters(get(id)).count(false, weight);
 }
 
 pub(crate) fn on_free(id: RecordId, weight: u64) {
-    let c = counters(get(id));
-    if weight != WEIGHT_ONE {
-        c.free_extra
-            .fetch_add(weight.wrapping_sub(WEIGHT_ONE), Ordering::Relaxed);
-    }
-    c.frees.fetch_add(1, Ordering::Release);
+    counters(get(id)).count(true, weight);
 }
 
-/// `[allocs, frees, alloc_extra, free_extra]` of `r`, summed over its
-/// counter sets. Every set's frees are read before any set's allocs, so
-/// each free seen has its alloc seen too: an event's count is added with
-/// release, and an alloc happens before its block's free. The shards are
-/// looked up again after the frees: a free counted in the record's set
-/// (a thread without locals) may have its alloc in a shard.
+/// `r`'s counters, summed over its sets (see `sum`).
+#[inline]
 fn read(r: &Record) -> [u64; 4] {
-    let shards = |s: *mut Shards| -> &'static [Shard] {
-        if s.is_null() {
+    let own = &r.counts;
+    if r.shards.load(Ordering::Acquire).is_null() {
+        // `sum` over the record's set alone, as long as no shards appear
+        // before the allocs are read: a peak capture reads every record.
+        let frees = own.frees.load(Ordering::Acquire);
+        let free_extra = own.free_extra.load(Ordering::Relaxed);
+        if r.shards.load(Ordering::Acquire).is_null() {
+            let allocs = own.allocs.load(Ordering::Acquire);
+            let alloc_extra = own.alloc_extra.load(Ordering::Relaxed);
+            return [allocs, frees, alloc_extra, free_extra];
+        }
+    }
+    read_sharded(r)
+}
+
+#[cold]
+#[inline(never)]
+fn read_sharded(r: &Record) -> [u64; 4] {
+    sum(|| {
+        let s = r.shards.load(Ordering::Acquire);
+        let shards: &[Shard] = if s.is_null() {
             &[]
         } else {
             // SAFETY: as in `counters`.
             unsafe { &(*s).0 }
-        }
-    };
-    let (mut frees, mut free_extra) = (0u64, 0u64);
-    let first = r.shards.load(Ordering::Acquire);
-    for c in core::iter::once(&r.counts).chain(shards(first).iter().map(|s| &s.0)) {
-        frees = frees.wrapping_add(c.frees.load(Ordering::Acquire));
-        free_extra = free_extra.wrapping_add(c.free_extra.load(Ordering::Relaxed));
-    }
-    let (mut allocs, mut alloc_extra) = (0u64, 0u64);
-    let again = r.shards.load(Ordering::Acquire);
-    for c in core::iter::once(&r.counts).chain(shards(again).iter().map(|s| &s.0)) {
-        allocs = allocs.wrapping_add(c.allocs.load(Ordering::Acquire));
-        alloc_extra = alloc_extra.wrapping_add(c.alloc_extra.load(Ordering::Relaxed));
-    }
-    [allocs, frees, alloc_extra, free_extra]
+        };
+        core::iter::once(&r.counts).chain(shards.iter().map(|s| &s.0))
+    })
 }
 
 fn weight(count: u64, extra: u64) -> u64 {
@@ -398,5 +450,110 @@ mod tests {
                 WEIGHT_ONE * (3000 * 2 + 1)
             )
         );
+    }
+}
+
+/// The `loom` model of counter shards:
+/// `RUSTFLAGS="--cfg memprof_loom" cargo test --release --lib loom`. The
+/// record's owner counts an alloc (in its own set, or its shard once
+/// shards are published) and hands the block to a second thread, which
+/// publishes the shards, counts an alloc of its own in its shard, frees
+/// the owner's block there and frees its own block into the record's set
+/// (as a thread without locals does). A reader sums meanwhile: it never
+/// sees more frees than allocs; at the end the sums are exact.
+#[cfg(all(test, memprof_loom))]
+mod loom_model {
+    use super::*;
+    use loom::sync::atomic::{AtomicBool, AtomicU64 as LoomU64};
+    use loom::sync::Arc;
+
+    impl Count for LoomU64 {
+        fn load(&self, order: Ordering) -> u64 {
+            LoomU64::load(self, order)
+        }
+        fn add(&self, v: u64, order: Ordering) {
+            self.fetch_add(v, order);
+        }
+    }
+
+    fn set() -> Counters<LoomU64> {
+        Counters {
+            allocs: LoomU64::new(0),
+            frees: LoomU64::new(0),
+            alloc_extra: LoomU64::new(0),
+            free_extra: LoomU64::new(0),
+        }
+    }
+
+    struct Rec {
+        own: Counters<LoomU64>,
+        shards: [Counters<LoomU64>; 2],
+        published: AtomicBool,
+        handed: AtomicBool,
+    }
+
+    impl Rec {
+        fn sum(&self) -> [u64; 4] {
+            sum(|| {
+                let n = if self.published.load(Ordering::Acquire) {
+                    2
+                } else {
+                    0
+                };
+                core::iter::once(&self.own).chain(self.shards[..n].iter())
+            })
+        }
+    }
+
+    const W: u64 = WEIGHT_ONE * 3 + 5;
+
+    /// Counts never show a free before its alloc. (An extra is added
+    /// before its count, relaxed, so a reader may see an extra whose count
+    /// it does not see yet: `counts` clamps the weights for that.)
+    fn check(v: [u64; 4]) {
+        let [allocs, frees, _, _] = v;
+        assert!(frees <= allocs, "{v:?}");
+    }
+
+    #[test]
+    fn loom_shards_lose_nothing_and_never_show_a_free_before_its_alloc() {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(3);
+        b.check(|| {
+            let r = Arc::new(Rec {
+                own: set(),
+                shards: [set(), set()],
+                published: AtomicBool::new(false),
+                handed: AtomicBool::new(false),
+            });
+            let owner = {
+                let r = r.clone();
+                loom::thread::spawn(move || {
+                    // `counters` for the owner: its shard once published.
+                    if r.published.load(Ordering::Acquire) {
+                        r.shards[0].count(false, W);
+                    } else {
+                        r.own.count(false, W);
+                    }
+                    r.handed.store(true, Ordering::Release);
+                })
+            };
+            let other = {
+                let r = r.clone();
+                loom::thread::spawn(move || {
+                    r.published.store(true, Ordering::Release);
+                    r.shards[1].count(false, WEIGHT_ONE);
+                    while !r.handed.load(Ordering::Acquire) {
+                        loom::thread::yield_now();
+                    }
+                    r.shards[1].count(true, W);
+                    r.own.count(true, WEIGHT_ONE);
+                })
+            };
+            check(r.sum());
+            owner.join().unwrap();
+            other.join().unwrap();
+            assert_eq!(r.sum(), [2, 2, W - WEIGHT_ONE, W - WEIGHT_ONE]);
+        });
     }
 }
