@@ -96,11 +96,12 @@ unsafe fn free_now(p: *mut u8) {
     // SAFETY: the caller guarantees `p` is a live region block; `meta_of`
     // aborts with a message if it is not (a double free).
     unsafe {
-        let meta = region::meta_of(p);
+        let found = region::find(p);
+        let meta = found.meta();
         peak::on_free(meta.weight(), records::stack_and_size(meta.record()).1);
         records::on_free(meta.record(), meta.weight());
         charge_free(meta);
-        region::free(p);
+        region::free_found(found);
     }
 }
 

@@ -47,15 +47,31 @@ use crate::sampler::WEIGHT_ONE;
 use crate::sys::lock::SpinLock;
 use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-/// Estimated bytes in use, from the samples.
-static INUSE: AtomicU64 = AtomicU64::new(0);
-/// The highest `INUSE` seen since the last capture.
-static HIGH: AtomicU64 = AtomicU64::new(0);
-/// `INUSE` at the last capture (the peak shown), and its wall time.
-static CAPTURED: AtomicU64 = AtomicU64::new(0);
-static CAPTURED_AT: AtomicI64 = AtomicI64::new(0);
-/// Held while the record counters are copied or the copy is read.
-static CAPTURE: SpinLock = SpinLock::new();
+/// Estimated bytes in use, from the samples. Written by every sample and
+/// its free: alone on its cache lines (128 bytes: the adjacent-line
+/// prefetcher pairs lines), so that it does not make every thread miss
+/// on the read-mostly words the linker would put next to it.
+#[repr(C, align(128))]
+struct Inuse(AtomicU64);
+static INUSE: Inuse = Inuse(AtomicU64::new(0));
+
+/// Read on every sample and free, written only at a new high or capture.
+#[repr(C, align(128))]
+struct Marks {
+    /// The highest `INUSE` seen since the last capture.
+    high: AtomicU64,
+    /// `INUSE` at the last capture (the peak shown), and its wall time.
+    captured: AtomicU64,
+    captured_at: AtomicI64,
+    /// Held while the record counters are copied or the copy is read.
+    capture: SpinLock,
+}
+static MARKS: Marks = Marks {
+    high: AtomicU64::new(0),
+    captured: AtomicU64::new(0),
+    captured_at: AtomicI64::new(0),
+    capture: SpinLock::new(),
+};
 
 /// Smallest rise over the captured peak worth a new capture.
 fn hysteresis(captured: u64) -> u64 {
@@ -73,9 +89,9 @@ pub(crate) fn est_bytes(weight: u64, size: u64) -> u64 {
 /// A sample of `weight` and `size` was recorded.
 pub(crate) fn on_alloc(weight: u64, size: u64) {
     let b = est_bytes(weight, size);
-    let now = INUSE.fetch_add(b, Ordering::Relaxed).wrapping_add(b);
-    if now > HIGH.load(Ordering::Relaxed) {
-        HIGH.fetch_max(now, Ordering::Relaxed);
+    let now = INUSE.0.fetch_add(b, Ordering::Relaxed).wrapping_add(b);
+    if now > MARKS.high.load(Ordering::Relaxed) {
+        MARKS.high.fetch_max(now, Ordering::Relaxed);
     }
 }
 
@@ -88,33 +104,35 @@ pub(crate) fn on_free(weight: u64, size: u64) {
         // lose this high for good (in-use only falls from here). The
         // holder copies atomics or reads the copy, never waits for
         // anything, and a signal handler on this thread defers its frees.
-        let _g = CAPTURE.lock();
+        let _g = MARKS.capture.lock();
         if at_new_high() {
-            capture_locked(INUSE.load(Ordering::Relaxed));
+            capture_locked(INUSE.0.load(Ordering::Relaxed));
         }
     }
-    INUSE.fetch_sub(est_bytes(weight, size), Ordering::Relaxed);
+    INUSE
+        .0
+        .fetch_sub(est_bytes(weight, size), Ordering::Relaxed);
 }
 
 /// Is in-use at its high since the last capture, and above the captured
 /// peak by more than the hysteresis?
 #[inline]
 fn at_new_high() -> bool {
-    let now = INUSE.load(Ordering::Relaxed);
-    now >= HIGH.load(Ordering::Relaxed) && now > rise_needed()
+    let now = INUSE.0.load(Ordering::Relaxed);
+    now >= MARKS.high.load(Ordering::Relaxed) && now > rise_needed()
 }
 
 fn rise_needed() -> u64 {
-    let c = CAPTURED.load(Ordering::Relaxed);
+    let c = MARKS.captured.load(Ordering::Relaxed);
     c.saturating_add(hysteresis(c))
 }
 
 /// Copies the records as the peak. `CAPTURE` is held.
 fn capture_locked(inuse: u64) {
     records::capture_peak();
-    CAPTURED.store(inuse, Ordering::Relaxed);
-    CAPTURED_AT.store(wall_nanos(), Ordering::Relaxed);
-    HIGH.store(inuse, Ordering::Relaxed);
+    MARKS.captured.store(inuse, Ordering::Relaxed);
+    MARKS.captured_at.store(wall_nanos(), Ordering::Relaxed);
+    MARKS.high.store(inuse, Ordering::Relaxed);
 }
 
 fn wall_nanos() -> i64 {
@@ -135,36 +153,36 @@ fn wall_nanos() -> i64 {
 /// right now (at its high, or after a rise the hysteresis let pass), the
 /// copy is taken now first: a read never shows less than the heap.
 pub(crate) fn read<R>(read: impl FnOnce(u64, i64) -> R) -> R {
-    let _g = CAPTURE.lock();
-    let now = INUSE.load(Ordering::Relaxed);
-    if now > CAPTURED.load(Ordering::Relaxed) {
+    let _g = MARKS.capture.lock();
+    let now = INUSE.0.load(Ordering::Relaxed);
+    if now > MARKS.captured.load(Ordering::Relaxed) {
         capture_locked(now);
     }
     read(
-        CAPTURED.load(Ordering::Relaxed),
-        CAPTURED_AT.load(Ordering::Relaxed),
+        MARKS.captured.load(Ordering::Relaxed),
+        MARKS.captured_at.load(Ordering::Relaxed),
     )
 }
 
 /// Starts the peak over from the heap as it is now.
 pub(crate) fn reset() {
-    let _g = CAPTURE.lock();
+    let _g = MARKS.capture.lock();
     capture_locked(inuse_bytes());
 }
 
 /// Before `fork`: a capture is brief and never allocates; wait for it.
 pub(crate) fn lock_for_fork() {
-    CAPTURE.raw_lock();
+    MARKS.capture.raw_lock();
 }
 
 /// After `fork`, in parent and child.
 pub(crate) fn unlock_after_fork() {
-    CAPTURE.raw_unlock();
+    MARKS.capture.raw_unlock();
 }
 
 /// The heap's estimated in-use bytes now (exact at rate 1).
 pub(crate) fn inuse_bytes() -> u64 {
     // A free racing an alloc of the same bytes can dip it below 0 for an
     // instant: read it as signed.
-    (INUSE.load(Ordering::Relaxed) as i64).max(0) as u64
+    (INUSE.0.load(Ordering::Relaxed) as i64).max(0) as u64
 }

@@ -167,7 +167,9 @@ pub(crate) fn slow(size: usize, scope: u32) -> Option<Sample> {
             scope: 0,
         });
     }
-    restart(floor, rate);
+    // The floor and rate are the ones this thread drew against: only the
+    // countdown needs writing.
+    restart_keep(floor, draw(rate));
     if draw_rate == 0 {
         return None;
     }

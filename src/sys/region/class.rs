@@ -18,7 +18,23 @@ pub(crate) const DATA_ALIGN: usize = 64 * 1024;
 /// Slot sizes: 16..128 by 16, then four classes per doubling up to 64 KiB.
 pub(crate) const NCLASSES: usize = 8 + 9 * 4;
 
+/// `class_size`, for a class known only at run time: one load.
+const SIZES: [usize; NCLASSES] = {
+    let mut t = [0; NCLASSES];
+    let mut c = 0;
+    while c < NCLASSES {
+        t[c] = class_size_of(c);
+        c += 1;
+    }
+    t
+};
+
+#[inline]
 pub(crate) const fn class_size(c: usize) -> usize {
+    SIZES[c]
+}
+
+const fn class_size_of(c: usize) -> usize {
     if c < 8 {
         (c + 1) * 16
     } else {
@@ -30,7 +46,12 @@ pub(crate) const fn class_size(c: usize) -> usize {
 
 /// The smallest class that holds `size` bytes at alignment `align` (a power
 /// of two), or `None` for a large block.
+#[inline]
 pub(crate) fn class_for(size: usize, align: usize) -> Option<usize> {
+    if size <= 128 && align <= 16 {
+        // Every class is a multiple of 16: the common case, no search.
+        return Some(size.max(1).div_ceil(16) - 1);
+    }
     if size > SMALL_MAX || align > DATA_ALIGN {
         return None;
     }

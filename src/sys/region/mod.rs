@@ -52,7 +52,17 @@ static INIT_LOCK: SpinLock = SpinLock::new();
 /// Reserves the range on first use (other threads wait for it). `false` if
 /// the OS refused every size we tried: profiling then stays off for
 /// blocks, and each sample is counted as dropped.
+#[inline]
 pub(crate) fn ensure_init() -> bool {
+    if STATE.load(Ordering::Acquire) == READY {
+        return true;
+    }
+    init_slow()
+}
+
+#[cold]
+#[inline(never)]
+fn init_slow() -> bool {
     match STATE.load(Ordering::Acquire) {
         READY => return true,
         FAILED => return false,
@@ -149,6 +159,7 @@ fn corrupt(c: usize) -> ! {
 }
 
 /// Where a region pointer belongs.
+#[derive(Clone, Copy)]
 enum Place {
     Small(usize, usize),
     Large(&'static large::Header),
@@ -185,16 +196,36 @@ fn misuse(what: &[u8], p: *mut u8) -> ! {
     ])
 }
 
-/// Metadata of the live block at `p`. Aborts the process, with a message,
-/// if `p` is not one (a double free, or a pointer memprof never gave out).
+/// A live block of the region, found by `find`: its metadata, and where
+/// `free_found` returns it, looked up once for both.
+pub(crate) struct Found(Place);
+
+impl Found {
+    /// The block's metadata.
+    pub(crate) fn meta(&self) -> &'static BlockMeta {
+        match self.0 {
+            Place::Small(c, slot) => small::meta(c, slot),
+            Place::Large(h) => &h.meta,
+        }
+    }
+}
+
+/// The live block at `p`. Aborts the process, with a message, if `p` is
+/// not one (a double free, or a pointer memprof never gave out).
+///
+/// # Safety
+/// `contains(p)`.
+pub(crate) unsafe fn find(p: *mut u8) -> Found {
+    Found(place(p))
+}
+
+/// Metadata of the live block at `p` (aborting on misuse, as `find`).
 ///
 /// # Safety
 /// `contains(p)`.
 pub(crate) unsafe fn meta_of(p: *mut u8) -> &'static BlockMeta {
-    match place(p) {
-        Place::Small(c, slot) => small::meta(c, slot),
-        Place::Large(h) => &h.meta,
-    }
+    // SAFETY: forwarded contract.
+    unsafe { find(p) }.meta()
 }
 
 /// Bytes usable at `p` without moving it, if `new_size` at `align` belongs
@@ -220,8 +251,19 @@ pub(crate) unsafe fn fits_in_place(p: *mut u8, new_size: usize, align: usize) ->
 ///
 /// # Safety
 /// `contains(p)`; `p` is not used after this.
+#[cfg(test)]
 pub(crate) unsafe fn free(p: *mut u8) {
-    match place(p) {
+    // SAFETY: forwarded contract.
+    unsafe { free_found(find(p)) }
+}
+
+/// Returns the block `find` found to the region.
+///
+/// # Safety
+/// The block is still live (no other free of it since `find`), and its
+/// pointer is not used after this.
+pub(crate) unsafe fn free_found(found: Found) {
+    match found.0 {
         Place::Large(h) => {
             h.meta.mark_free();
             large::free(h);
