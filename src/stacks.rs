@@ -4,23 +4,30 @@
 //! stack was seen before) and locks only to add a new stack (`sys::table`). `get`
 //! never locks.
 //!
-//! Storage: each distinct stack keeps its frames once, delta-encoded
-//! (`encode`): frame `i` is stored as the zigzag LEB128 varint of
-//! `frames[i] - frames[i - 1]` (wrapping; `frames[-1]` is 0). Return
-//! addresses of one stack mostly lie in one binary's text, so a frame takes
-//! about 3 bytes instead of 8 (syn's parser at rate 1: 137k stacks, 5.84M
-//! frames, 17.8 MB instead of 46.7 MB; see docs/performance.md, "Memory at
-//! rate 1"). A prefix tree of frames (one node per distinct (caller node,
-//! return address)) would not save more there: the same stacks make 844k
-//! distinct nodes, and a node plus its share of a hash index costs 30-50 B.
-//! A lookup never decodes: equal stacks are found by their full 64-bit hash
-//! alone, in one index probe; only `get` (profile writes) decodes.
+//! Storage: frames are delta-encoded (`encode`): frame `i` is stored as
+//! the zigzag LEB128 varint of `frames[i] - frames[i - 1]` (wrapping;
+//! `frames[-1]` is 0). Return addresses of one stack mostly lie in one
+//! binary's text, so a frame takes about 3 bytes instead of 8. And a stack
+//! deeper than `TAIL` frames keeps only its innermost frames (1 to `TAIL`)
+//! in its own code; its outermost `TAIL * j` frames are a tail entry,
+//! interned like a stack (so shared by every stack with those outer
+//! frames), which keeps its own outer frames in a tail in turn. This is a
+//! prefix tree of frames (heaptrack's trace tree) with `TAIL` frames a
+//! node: one node per frame measured worse (syn's parser at rate 1 makes
+//! 844k distinct (caller, return address) nodes, each with its share of a
+//! hash index 30-50 B; docs/performance.md, "Memory at rate 1").
+//! A lookup never decodes: a stack seen before is found by its full 64-bit
+//! hash alone, in one index probe, never through its tails; only a new
+//! stack interns its tails, and only `get` (profile writes) decodes.
 //!
 //! Invariants: ids are dense, `0..len`; an entry never changes after it is
-//! published (code written, then the index slot stored with release); an
-//! entry's `bytes` bytes of code decode to exactly `len` frames, whose
-//! hash (`finish` of their `frames::fold`) is the entry's `hash` (checked
-//! by `validate` as each entry is made, in debug builds); memory comes from
+//! published (code written, then the index slot stored with release); a
+//! tail is published before any entry that names it, holds exactly the
+//! entry's outer frames and is shorter than it (so a decode ends); an
+//! entry's `bytes` bytes of code decode to exactly `len` frames less its
+//! tail's, and its whole decode (code, then tails) hashes (`finish` of
+//! their `frames::fold`) to its `hash` (checked by `validate` as each
+//! entry is made, in debug builds); memory comes from
 //! the profiler's arena and is never freed. When the table or the arena is
 //! full, `intern` returns `None` and the caller counts a dropped sample.
 
@@ -43,12 +50,27 @@ struct Entry {
     /// stacks of one process share a hash with probability ~n²/2^65 (under
     /// 1e-7 for a million stacks); they would then share a record.
     hash: u64,
-    /// Frames (at most `stack::MAX_FRAMES` when captured here).
-    len: u16,
+    /// The entry holding this stack's outer frames (`NO_TAIL`: none): its
+    /// code holds only the frames before them (see `intern`).
+    tail: StackId,
     /// Bytes of code (at most `MAX_VARINT` a frame).
     bytes: u16,
+    /// Frames, the tail's included (at most `stack::MAX_FRAMES` when
+    /// captured here).
+    len: u8,
     truncated: bool,
 }
+
+/// No tail: the entry's code holds all its frames.
+const NO_TAIL: StackId = StackId::MAX;
+
+/// A stack deeper than this keeps its outermost `TAIL * j` frames (the
+/// largest such tail that leaves it at least one frame of its own) in a
+/// tail entry, interned like a stack, which in turn keeps its outer frames
+/// in a tail of its own, and so on. Tails are counted from the outermost
+/// frame, so stacks that share their outer frames (recursive descent)
+/// share tail entries whatever their depth.
+const TAIL: usize = 16;
 
 // SAFETY: `code` points to immutable arena memory that lives forever.
 unsafe impl Sync for Entry {}
@@ -106,20 +128,30 @@ fn encode(frames: &[usize], out: &mut [u8]) {
     debug_assert_eq!(i, out.len());
 }
 
-/// Decodes `len` frames from `code` (innermost first), without allocating.
-/// Stops early, rather than read past `code`, if the code is cut short.
+/// Decodes an entry's frames (innermost first), its own code and then its
+/// tails', without allocating. Stops early, rather than read past a code,
+/// if one is cut short.
 struct Decode<'a> {
     code: &'a [u8],
+    /// Frames left in `code`.
     left: usize,
     prev: usize,
+    /// Where to go on when `code` is done.
+    tail: StackId,
+    /// A code had bytes left when its frames were done (`validate`).
+    leftover: bool,
 }
 
 impl Iterator for Decode<'_> {
     type Item = usize;
 
     fn next(&mut self) -> Option<usize> {
-        if self.left == 0 {
-            return None;
+        while self.left == 0 {
+            if self.tail == NO_TAIL {
+                return None;
+            }
+            self.leftover |= !self.code.is_empty();
+            *self = decode(TABLE.get(self.tail)).with_leftover(self.leftover);
         }
         let (mut z, mut shift) = (0u64, 0u32);
         loop {
@@ -144,11 +176,30 @@ fn code_of(e: &Entry) -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(e.code, usize::from(e.bytes)) }
 }
 
+impl<'a> Decode<'a> {
+    fn with_leftover(mut self, leftover: bool) -> Self {
+        self.leftover = leftover;
+        self
+    }
+}
+
+/// Frames in an entry's own code (its length less its tail's).
+fn own_len(e: &Entry) -> usize {
+    let tail = if e.tail == NO_TAIL {
+        0
+    } else {
+        usize::from(TABLE.get(e.tail).len)
+    };
+    usize::from(e.len).saturating_sub(tail)
+}
+
 fn decode(e: &Entry) -> Decode<'static> {
     Decode {
         code: code_of(e),
-        left: usize::from(e.len),
+        left: own_len(e),
         prev: 0,
+        tail: e.tail,
+        leftover: false,
     }
 }
 
@@ -161,11 +212,14 @@ fn validate(e: &Entry, frames: &[usize], truncated: bool) -> Result<(), &'static
     if !d.by_ref().eq(frames.iter().copied()) {
         return Err("stack code does not decode to its frames");
     }
-    if !d.code.is_empty() {
+    if d.leftover || !d.code.is_empty() {
         return Err("stack code has bytes past its last frame");
     }
     if e.truncated != truncated || usize::from(e.len) != frames.len() {
         return Err("stack entry's length or truncation mark is wrong");
+    }
+    if e.tail != NO_TAIL && own_len(e) + usize::from(TABLE.get(e.tail).len) != frames.len() {
+        return Err("stack entry's tail is longer than the entry");
     }
     if finish(fold_all(decode(e)), frames.len(), truncated) != e.hash {
         return Err("stack entry's hash is not its frames'");
@@ -173,18 +227,51 @@ fn validate(e: &Entry, frames: &[usize], truncated: bool) -> Result<(), &'static
     Ok(())
 }
 
+/// The table's 32-bit key of a 64-bit stack hash.
+fn key(h64: u64) -> u32 {
+    (h64 ^ (h64 >> 32)) as u32
+}
+
 /// The id of this stack, adding it if new. `None` when the table is full
-/// (or the stack has more than 65535 frames, which no unwinder here
+/// (or the stack has more than 255 frames, which no unwinder here
 /// captures). `folded` is `frames` folded by `frames::fold`
 /// (`Captured::hash`).
+///
+/// A stack seen before is found by its full hash in one lookup, as if it
+/// had no tails; only a new stack interns its tails, outermost first.
 pub(crate) fn intern(frames: &[usize], truncated: bool, folded: u64) -> Option<StackId> {
     let h64 = finish(folded, frames.len(), truncated);
+    let found = TABLE.find(key(h64), |e| {
+        e.hash == h64 && usize::from(e.len) == frames.len() && e.truncated == truncated
+    });
+    found.or_else(|| intern_new(frames, truncated, h64))
+}
+
+#[cold]
+fn intern_new(frames: &[usize], truncated: bool, h64: u64) -> Option<StackId> {
+    let n = frames.len();
+    let tails = n.saturating_sub(1) / TAIL;
+    let mut tail = NO_TAIL;
+    for j in 1..=tails {
+        let start = n - TAIL * j;
+        let suffix = &frames[start..];
+        let h = finish(fold_all(suffix.iter().copied()), suffix.len(), false);
+        tail = add(suffix, TAIL, false, h, tail)?;
+    }
+    add(frames, n - TAIL * tails, truncated, h64, tail)
+}
+
+/// The id of `frames` with hash `h64`, adding it if new with its first
+/// `own` frames in its code and the rest in the entry `tail` (which holds
+/// exactly `frames[own..]`).
+fn add(frames: &[usize], own: usize, truncated: bool, h64: u64, tail: StackId) -> Option<StackId> {
     let eq =
         |e: &Entry| e.hash == h64 && usize::from(e.len) == frames.len() && e.truncated == truncated;
-    TABLE.intern((h64 ^ (h64 >> 32)) as u32, eq, || {
-        let len = u16::try_from(frames.len()).ok()?;
-        let bytes = encoded_len(frames);
-        debug_assert!(bytes <= frames.len() * MAX_VARINT);
+    TABLE.intern(key(h64), eq, || {
+        let len = u8::try_from(frames.len()).ok()?;
+        let own = &frames[..own];
+        let bytes = encoded_len(own);
+        debug_assert!(bytes <= own.len() * MAX_VARINT);
         let bytes16 = u16::try_from(bytes).ok()?;
         let code = arena::alloc_zeroed(bytes.max(1), 1);
         if code.is_null() {
@@ -192,14 +279,13 @@ pub(crate) fn intern(frames: &[usize], truncated: bool, folded: u64) -> Option<S
         }
         // SAFETY: `code` is `bytes` (or 1) fresh bytes of arena memory that
         // are ours until the entry is published.
-        encode(frames, unsafe {
-            core::slice::from_raw_parts_mut(code, bytes)
-        });
+        encode(own, unsafe { core::slice::from_raw_parts_mut(code, bytes) });
         let e = Entry {
             code,
             hash: h64,
-            len,
+            tail,
             bytes: bytes16,
+            len,
             truncated,
         };
         debug_assert_eq!(validate(&e, frames, truncated), Ok(()));
@@ -298,6 +384,8 @@ mod tests {
                 code: &code,
                 left: frames.len(),
                 prev: 0,
+                tail: NO_TAIL,
+                leftover: false,
             };
             assert_eq!(d.collect::<Vec<_>>(), *frames);
             for truncated in [false, true] {
@@ -314,8 +402,50 @@ mod tests {
             code: &code[..code.len() - 1],
             left: 2,
             prev: 0,
+            tail: NO_TAIL,
+            leftover: false,
         };
         assert_eq!(cut.count(), 1);
+    }
+
+    /// Deep stacks that share their outer frames share tail entries,
+    /// whatever their depth, and still decode to their own frames.
+    #[test]
+    fn deep_stacks_share_tails() {
+        let outer: Vec<usize> = (0..48).map(|i| 0x5555_0100_0000 + i * 0x2a1).collect();
+        let with_inner = |inner: &[usize]| {
+            let mut s = inner.to_vec();
+            s.extend_from_slice(&outer);
+            s
+        };
+        let a = with_inner(&[0x7f00_0000_1000, 0x5555_0200_0000, 0x5555_0200_0100]);
+        let b = with_inner(&[0x7f00_0000_1000, 0x5555_0200_0000, 0x5555_0200_0200]);
+        let c = with_inner(&[0x7f00_0000_1000; 9]);
+        let (ia, ib, ic) = (
+            intern_all(&a, false),
+            intern_all(&b, false),
+            intern_all(&c, true),
+        );
+        let (ea, eb, ec) = (TABLE.get(ia), TABLE.get(ib), TABLE.get(ic));
+        assert_ne!(ea.tail, NO_TAIL);
+        assert_eq!(ea.tail, eb.tail);
+        assert_eq!(ea.tail, ec.tail);
+        // The shared tail is the outer 48 frames, itself in tails of 16.
+        assert_eq!(get(ea.tail), (outer.clone(), false));
+        assert!(usize::from(TABLE.get(ea.tail).bytes) <= 7 + 15 * 3);
+        assert_eq!(own_len(ea), 3);
+        assert_eq!(own_len(ec), 9);
+        assert_eq!(get(ia), (a.clone(), false));
+        assert_eq!(get(ib), (b, false));
+        assert_eq!(get(ic), (c.clone(), true));
+        // Seen before: the same ids; the tail is a stack of its own too.
+        assert_eq!(intern_all(&a, false), ia);
+        assert_eq!(intern_all(&c, true), ic);
+        assert_eq!(intern_all(&outer, false), ea.tail);
+        // Exactly 16 frames: no tail; 17: a tail of 16.
+        assert_eq!(TABLE.get(intern_all(&outer[..16], false)).tail, NO_TAIL);
+        let e17 = TABLE.get(intern_all(&outer[..17], false));
+        assert_eq!(get(e17.tail), (outer[1..17].to_vec(), false));
     }
 
     /// Nearby return addresses (one binary's text) take a few bytes each,
