@@ -37,7 +37,7 @@ use crate::sys::table::Table;
 
 pub(crate) type StackId = u32;
 
-/// At most this many distinct stacks (1 Mi).
+/// At most this many entries (1 Mi): distinct stacks and their tails.
 const CHUNKS: usize = 256;
 
 #[derive(Clone, Copy)]
