@@ -638,9 +638,9 @@ fn build(
         .into_iter()
         .filter(|c| c.allocs != 0)
         .map(|c| {
-            let (frames, truncated) = crate::stacks::get(c.stack);
+            let (stack, truncated) = crate::stacks::get(c.stack);
             Record {
-                stack: frames.to_vec(),
+                stack,
                 labels: sets
                     .entry(c.labels)
                     .or_insert_with(|| crate::labels::get(c.labels))

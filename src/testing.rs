@@ -260,7 +260,7 @@ fn read(h: u32) -> (Stats, HeapProfile, Option<crate::stacks::StackId>) {
     for (stack, size, allocs, frees) in s.sites {
         let (frames, truncated) = crate::stacks::get(stack);
         p.records.push(Record {
-            stack: frames.to_vec(),
+            stack: frames,
             labels: Default::default(),
             ages: None,
             truncated,
@@ -491,7 +491,7 @@ pub fn assert_no_alloc<R>(f: impl FnOnce() -> R) -> R {
                 stats.reallocs,
                 stats.bytes_allocated,
                 first
-                    .map(|id| site_of(&crate::snapshot::frames_of(crate::stacks::get(id).0)))
+                    .map(|id| site_of(&crate::snapshot::frames_of(&crate::stacks::get(id).0)))
                     .unwrap_or_else(|| "?".to_string())
             )
         });

@@ -89,7 +89,9 @@ impl<T, const CHUNKS: usize, A: Chunks> Table<T, CHUNKS, A> {
     }
 
     /// The id of a published entry with hash `hash` for which `eq` holds:
-    /// the lock-free half of `intern`. May miss an entry being added.
+    /// the lock-free half of `intern`. May miss an entry being added, and
+    /// any entry while the index grows (its old array is retired, see
+    /// `index.rs`); `intern` looks again under the lock.
     #[inline]
     pub(crate) fn find(&self, hash: u32, eq: impl Fn(&T) -> bool) -> Option<u32> {
         self.index.lookup(hash, |id| eq(self.get(id)))
@@ -151,7 +153,8 @@ impl<T, const CHUNKS: usize, A: Chunks> Table<T, CHUNKS, A> {
 /// frees) and 2 entries a chunk instead of 4096 (the only difference: so
 /// that the third entry needs a new chunk). One thread interns three
 /// entries (the second goes into the published index array, the third
-/// doubles it and publishes a chunk) while another finds them and reads
+/// doubles it, retiring the first array, and publishes a chunk) while
+/// another finds them (a find may miss, never find a wrong id) and reads
 /// every entry below `len()`.
 /// Each entry's payload is a loom `UnsafeCell` written by `make`, so loom
 /// checks that every reader of an id sees its whole entry. The lock stays
@@ -240,10 +243,9 @@ mod loom_model {
             let reader = {
                 let t = t.clone();
                 loom::thread::spawn(move || {
-                    let id = t.find(HASH[0], |e| e.key == 0);
-                    assert_eq!(id, Some(0));
-                    check(&t, 0, 0);
-                    for key in [2, 1] {
+                    // Key 0 was added before, but a find that loaded the
+                    // index's first array may see it retired and miss.
+                    for key in [0, 2, 1] {
                         if let Some(id) = t.find(HASH[key as usize], |e| e.key == key) {
                             assert_eq!(id, key);
                             check(&t, id, key);
