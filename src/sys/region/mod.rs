@@ -35,6 +35,7 @@ mod layout;
 mod meta;
 mod small;
 
+pub(crate) use large::set_rate;
 pub(crate) use layout::contains;
 pub(crate) use meta::BlockMeta;
 
