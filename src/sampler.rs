@@ -367,7 +367,6 @@ pub(crate) fn seed_thread(seed: u64) {
 /// Sets the sampling rate for every thread, at once. See [`crate::set_rate`].
 pub(crate) fn set_rate(bytes: usize) {
     crate::stack::hint_if_slow(bytes);
-    crate::sys::region::set_rate(bytes);
     GLOBAL.rate.store(bytes, Ordering::Release);
     GLOBAL.floor.fetch_add(FLOOR_STEP, Ordering::AcqRel);
 }

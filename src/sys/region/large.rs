@@ -5,8 +5,8 @@
 //! Runs are carved from a high-water mark, committed 4 MiB at a time.
 //! Freed runs go on a sorted array of free runs, merged with their
 //! neighbours, and reused best-fit. A freed run stays committed ("dirty")
-//! so a churn of large blocks costs no syscall each; once more than the
-//! dirty limit sit dirty, every dirty run's pages go back to the OS in one
+//! so a churn of large blocks costs no syscall each; once more than
+//! `PURGE_BYTES` sit dirty, every dirty run's pages go back to the OS in one
 //! batch (`MADV_DONTNEED`; the address range stays ours, and reads as zero
 //! when reused, which `alloc_zeroed` relies on).
 //!
@@ -36,28 +36,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 const LARGE_COMMIT: usize = 4 << 20;
 pub(super) const HEADER: usize = 64;
-/// Dirty free large runs above the dirty limit are returned to the OS in
-/// one batch. 32 MiB when the region serves much of the heap (rate below
-/// `SMALL_RATE`: at rate 1 it serves all of it, and glibc itself keeps up
-/// to 32 MiB of freed memory before trimming), 2 MiB when it holds a
-/// sample: at 512 KiB, large blocks are sampled often and 32 MiB of dirty
-/// runs were most of the default rate's +5.5 MiB of peak RSS on the parse
-/// workload (+1.1 MiB with no dirty runs at all).
-const DIRTY_MAX: usize = 32 << 20;
-const DIRTY_SAMPLED: usize = 2 << 20;
-const SMALL_RATE: usize = 64 << 10;
-static DIRTY_LIMIT: AtomicUsize = AtomicUsize::new(DIRTY_SAMPLED);
-
-/// Sets the dirty limit for sampling rate `rate` (0: off). Takes effect at
-/// the next free of a large block.
-pub(crate) fn set_rate(rate: usize) {
-    let limit = if rate != 0 && rate < SMALL_RATE {
-        DIRTY_MAX
-    } else {
-        DIRTY_SAMPLED
-    };
-    DIRTY_LIMIT.store(limit, Ordering::Relaxed);
-}
+/// Dirty free large runs above this are returned to the OS in one batch.
+const PURGE_BYTES: usize = 32 << 20;
 const MAX_RUNS: usize = 8192;
 /// Mixed into a live header's `magic`.
 const MAGIC: usize = 0x6d65_6d70_726f_6621;
@@ -304,7 +284,7 @@ pub(super) fn free(h: &Header) {
             st.nruns += 1;
         }
     }
-    if st.dirty_bytes > DIRTY_LIMIT.load(Ordering::Relaxed) {
+    if st.dirty_bytes > PURGE_BYTES {
         purge(st);
     }
 }

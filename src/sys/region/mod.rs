@@ -35,7 +35,6 @@ mod layout;
 mod meta;
 mod small;
 
-pub(crate) use large::set_rate;
 pub(crate) use layout::contains;
 pub(crate) use meta::BlockMeta;
 
