@@ -212,6 +212,7 @@ impl Symbolizer {
 
     /// The frames at return address `ret`, innermost (inlined) first; empty
     /// when nothing is known about the address.
+    #[cfg(feature = "http")]
     pub(crate) fn resolve(&mut self, ret: usize) -> &[Sym] {
         self.prefetch([ret]);
         self.cache.get(&ret).map_or(&[][..], |f| &f[..])
