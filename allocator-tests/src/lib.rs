@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::io::Read;
 pub mod fork_stall;
 pub mod http;
+pub mod mem;
 pub mod soak;
 
 use std::path::{Path, PathBuf};

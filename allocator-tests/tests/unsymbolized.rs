@@ -10,6 +10,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::process::Command;
 
+use allocator_tests::mem::peak_growth_kib;
 use allocator_tests::{go_raw, pprof_format, rate_lock, temp_dir, watchdog, write_pprof};
 
 #[global_allocator]
@@ -21,28 +22,6 @@ fn unsymbolized_known_site() -> Vec<Box<[u8]>> {
     (0..100)
         .map(|_| black_box(vec![7u8; 1000].into_boxed_slice()))
         .collect()
-}
-
-/// `(VmRSS, VmHWM)` in KiB.
-fn rss() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// Runs `f`; how much the peak RSS grew above the RSS before, in KiB.
-fn peak_growth(f: impl FnOnce()) -> u64 {
-    std::fs::write("/proc/self/clear_refs", "5").unwrap();
-    let (before, _) = rss();
-    f();
-    rss().1.saturating_sub(before)
 }
 
 fn go_pprof(args: &[&str], profile: &Path) -> String {
@@ -75,7 +54,7 @@ fn unsymbolized_profiles_read_no_debug_info_and_symbolize_from_the_binary() {
     // the RSS grows by far less than a symbolizing write's.
     let loads = memprof::__private::debug_info_loads();
     let plain = dir.join("plain.pb.gz");
-    let grew_plain = peak_growth(|| {
+    let grew_plain = peak_growth_kib(|| {
         let f = std::fs::File::create(&plain).unwrap();
         profile.write_pprof_unsymbolized(f).unwrap();
     });
@@ -102,7 +81,7 @@ fn unsymbolized_profiles_read_no_debug_info_and_symbolize_from_the_binary() {
         "an unsymbolized endpoint opened debug info"
     );
     let mut named = None;
-    let grew_named = peak_growth(|| named = Some(write_pprof(&profile, &dir, "named.pb.gz")));
+    let grew_named = peak_growth_kib(|| named = Some(write_pprof(&profile, &dir, "named.pb.gz")));
     let named = named.unwrap();
     assert!(
         memprof::__private::debug_info_loads() > loads,

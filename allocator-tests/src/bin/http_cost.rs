@@ -22,69 +22,17 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use allocator_tests::mem::{keep_on_stack, reset_peak_rss, rss_kib, Kept};
+
 #[global_allocator]
 static A: memprof::Sampled<System> = memprof::Sampled::new(System);
 
-type Kept = Vec<Box<[u8]>>;
-
-/// Eight functions, one call site each: the base-8 digits of `path` choose
-/// the stack. (Each returns its own constant, or the compiler would merge
-/// the identical functions into one.)
-macro_rules! branches {
-    ($($name:ident = $k:literal),*) => {$(
-        #[inline(never)]
-        fn $name(depth: u32, path: u64, out: &mut Kept) -> u64 {
-            step(depth, path, out);
-            black_box($k)
-        }
-    )*};
-}
-branches!(
-    b0 = 0,
-    b1 = 1,
-    b2 = 2,
-    b3 = 3,
-    b4 = 4,
-    b5 = 5,
-    b6 = 6,
-    b7 = 7
-);
-
-#[inline(never)]
-fn step(depth: u32, path: u64, out: &mut Kept) {
-    if depth == 0 {
-        out.push(vec![0u8; 64].into_boxed_slice());
-        return;
-    }
-    let f = [b0, b1, b2, b3, b4, b5, b6, b7][(path % 8) as usize];
-    black_box(f(depth - 1, path / 8, out));
-}
-
-/// `(VmRSS, VmHWM)` in KiB.
-fn rss() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// Resets VmHWM to the current RSS.
-fn reset_peak() {
-    std::fs::write("/proc/self/clear_refs", "5").unwrap();
-}
-
 /// Runs `f`; how much the peak RSS grew above the RSS before, in MiB.
 fn peak_growth<R>(f: impl FnOnce() -> R) -> (R, f64) {
-    reset_peak();
-    let (before, _) = rss();
+    reset_peak_rss();
+    let (before, _) = rss_kib();
     let r = f();
-    let (_, peak) = rss();
+    let (_, peak) = rss_kib();
     (r, peak.saturating_sub(before) as f64 / 1024.0)
 }
 
@@ -138,7 +86,7 @@ fn main() {
     println!("|---|---|---|---|---|");
     for n in [1_000u64, 10_000, 100_000] {
         while path < n {
-            step(6, path, &mut kept);
+            keep_on_stack(6, path, &mut kept);
             path += 1;
         }
         let records = memprof::heap_profile().records().len();

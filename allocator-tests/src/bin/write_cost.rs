@@ -19,40 +19,10 @@ use std::alloc::System;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use allocator_tests::mem::{keep_on_stack, proc_field, Kept};
+
 #[global_allocator]
 static A: memprof::Sampled<System> = memprof::Sampled::new(System);
-
-type Kept = Vec<Box<[u8]>>;
-
-macro_rules! branches {
-    ($($name:ident = $k:literal),*) => {$(
-        #[inline(never)]
-        fn $name(depth: u32, path: u64, out: &mut Kept) -> u64 {
-            step(depth, path, out);
-            black_box($k)
-        }
-    )*};
-}
-branches!(
-    b0 = 0,
-    b1 = 1,
-    b2 = 2,
-    b3 = 3,
-    b4 = 4,
-    b5 = 5,
-    b6 = 6,
-    b7 = 7
-);
-
-#[inline(never)]
-fn step(depth: u32, path: u64, out: &mut Kept) {
-    if depth == 0 {
-        out.push(vec![0u8; 64].into_boxed_slice());
-        return;
-    }
-    let f = [b0, b1, b2, b3, b4, b5, b6, b7][(path % 8) as usize];
-    black_box(f(depth - 1, path / 8, out));
-}
 
 /// RSS, anonymous and file-backed resident KiB, and VmHWM.
 #[derive(Clone, Copy)]
@@ -63,24 +33,16 @@ struct Mem {
     hwm: u64,
 }
 
-fn field(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 fn mem() -> Mem {
     let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap();
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let rss = field(&rollup, "Rss:");
-    let anon = field(&rollup, "Anonymous:");
+    let rss = proc_field(&rollup, "Rss:");
+    let anon = proc_field(&rollup, "Anonymous:");
     Mem {
         rss,
         anon,
         file: rss.saturating_sub(anon),
-        hwm: field(&status, "VmHWM:"),
+        hwm: proc_field(&status, "VmHWM:"),
     }
 }
 
@@ -107,7 +69,7 @@ fn main() {
     memprof::set_rate(1);
     let mut kept: Kept = Vec::new();
     for path in 0..records {
-        step(6, path, &mut kept);
+        keep_on_stack(6, path, &mut kept);
     }
     let profile = memprof::heap_profile();
     println!(
