@@ -140,10 +140,9 @@ impl Slots for Arena {
         let start = os::round_up(slots.as_ptr() as usize, os::PAGE);
         let end = (slots.as_ptr() as usize + slots.len() * 8) & !(os::PAGE - 1);
         if end > start {
-            // SAFETY: the whole pages of `[start, end)` hold only slots of
-            // `t` (the header and whatever the arena put next to the array
-            // lie outside), which nothing writes any more; a reader still
-            // probing them reads zeros: empty slots, a miss (see the top).
+            // Whole pages of `t`'s slots only (its header and the arena's
+            // neighbours lie outside); a reader still probing reads zeros.
+            // SAFETY: nothing writes these slots any more; zero = empty, a miss.
             unsafe { os::discard(start as *mut u8, end - start) };
         }
     }
