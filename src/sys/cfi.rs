@@ -63,10 +63,12 @@ impl Rule {
         (self.0 >> 11) as usize
     }
 
-    /// 0 when rbp is unchanged, else rbp is saved at CFA - 8 * slot.
+    /// 0 when rbp is unchanged, else rbp is saved this many bytes below
+    /// the CFA (8 × the slot: the slot's bits sit at bit 3, so masking
+    /// them gives the bytes in one instruction on the walk's hot loop).
     #[inline(always)]
-    pub(crate) fn rbp_slot(self) -> usize {
-        ((self.0 >> 3) & 0xff) as usize
+    pub(crate) fn rbp_save_bytes(self) -> usize {
+        (self.0 & 0x7f8) as usize
     }
 }
 
@@ -205,7 +207,9 @@ fn pack<S: UnwindContextStorage<usize>>(row: &UnwindTableRow<usize, S>) -> Rule 
         }
         _ => return Rule::COMPLEX,
     };
-    if !(8..=MAX_OFFSET).contains(&offset) {
+    // A CFA off the 8-byte grid never happens at a call on x86-64; ruling
+    // it out lets the walk skip the alignment check on rsp-based frames.
+    if !(8..=MAX_OFFSET).contains(&offset) || offset % 8 != 0 {
         return Rule::COMPLEX;
     }
     let slot = match row.register(X86_64::RBP) {

@@ -85,26 +85,29 @@ fn cache() -> Option<&'static [AtomicU64; SLOTS]> {
 }
 
 /// Slot and tag of a code address below 2^48: the tag is the address's
-/// bits above 16, and the slot folds the tag's low bits into the address's
-/// low 16 (two cheap ops on the walk's critical path, where a multiply
-/// would add latency to every frame), so `(slot, tag)` names exactly one
-/// address. Return addresses of one module differ in their low bits, and
-/// modules are far apart in the high ones, so the fold spreads both.
+/// bits above 16, and the slot folds the tag's low 16 bits into the
+/// address's low 16 (one shift and one xor on the walk's critical path,
+/// where a multiply would add latency to every frame), so `(slot, tag)`
+/// names exactly one address. Return addresses of one module differ in
+/// their low bits, and modules are 64 KiB apart at least, so the fold
+/// spreads both.
 #[inline(always)]
-fn slot_and_tag(pc: usize) -> (usize, u32) {
+fn slot_and_tag(pc: usize) -> (usize, u64) {
     let tag = pc >> SLOTS_LOG2;
-    ((pc ^ tag ^ (tag >> SLOTS_LOG2)) & (SLOTS - 1), tag as u32)
+    ((pc ^ tag) & (SLOTS - 1), tag as u64)
 }
 
 /// The rule for the return address `pc`: a cache hit is one load and a
 /// compare; a miss reads the CFI (`cfi::rule_for`, out of line).
+///
+/// An empty slot (0) matches only an address below 64 KiB, never code:
+/// its rule 0 has no kind, and the walk ends there as cut. Addresses at or
+/// above 2^48 have a wider tag than a slot holds, and always miss.
 #[inline(always)]
 fn rule(cache: &[AtomicU64; SLOTS], pc: usize) -> Rule {
-    let (slot, _) = slot_and_tag(pc);
+    let (slot, tag) = slot_and_tag(pc);
     let e = cache[slot].load(Ordering::Relaxed);
-    // Addresses at or above 2^48 have a wider tag than fits and always
-    // miss; empty slots are 0 and hold no rule.
-    if e >> 32 == (pc >> SLOTS_LOG2) as u64 && e as u32 != 0 {
+    if e >> 32 == tag {
         return Rule(e as u32);
     }
     miss(cache, pc)
@@ -117,7 +120,7 @@ fn miss(cache: &[AtomicU64; SLOTS], pc: usize) -> Rule {
     let r = cfi::rule_for(pc.wrapping_sub(1));
     if pc >> 48 == 0 && pc >> SLOTS_LOG2 != 0 {
         let (slot, tag) = slot_and_tag(pc);
-        cache[slot].store(u64::from(tag) << 32 | u64::from(r.0), Ordering::Relaxed);
+        cache[slot].store(tag << 32 | u64::from(r.0), Ordering::Relaxed);
     }
     r
 }
@@ -184,7 +187,8 @@ fn end_of_walk(kind: u32, frames: usize, hash: u64) -> Walk {
             truncated: false,
             hash,
         },
-        cfi::KIND_NO_CFI => Walk::Done {
+        // 0: an empty cache slot matched an address below 64 KiB.
+        0 | cfi::KIND_NO_CFI => Walk::Done {
             frames,
             truncated: true,
             hash,
@@ -266,35 +270,36 @@ pub(crate) fn walk(out: &mut [MaybeUninit<usize>]) -> Walk {
     check_modules_now_and_then(cache);
     let mut n = 0;
     let mut h = frames::HASH_START;
+    // Per frame: the rule, the CFA (checked to lie above the frame and
+    // inside the stack), the saved rbp if the frame saved it, the return
+    // address. Every load is 8-byte aligned and inside `[lo, hi)`.
     loop {
         let r = rule(cache, pc);
         let kind = r.kind();
-        let base = if kind == cfi::KIND_SP {
-            sp
+        let cfa;
+        if kind == cfi::KIND_SP {
+            // `sp` is 8-byte aligned and the offset a multiple of 8 of at
+            // least 8 (`cfi::pack`), so the CFA is aligned and above `sp`.
+            cfa = sp + r.offset();
+            if cfa > hi {
+                return cut(n, h);
+            }
         } else if kind == cfi::KIND_BP {
-            bp
+            cfa = bp.wrapping_add(r.offset());
+            if cfa <= sp || cfa > hi || cfa % 8 != 0 {
+                return cut(n, h);
+            }
         } else {
             return end_of_walk(kind, n, h);
-        };
-        let cfa = base.wrapping_add(r.offset());
-        // The caller's frame is above ours and inside the stack. As `sp`
-        // and `cfa` are 8-byte aligned, `cfa - 8 >= sp >= lo`.
-        if cfa <= sp || cfa > hi || cfa % 8 != 0 {
-            return Walk::Done {
-                frames: n,
-                truncated: true,
-                hash: h,
-            };
         }
-        let slot = r.rbp_slot();
-        if slot != 0 {
-            let at = cfa.wrapping_sub(8 * slot);
-            if at < lo || at >= cfa {
-                return Walk::Done {
-                    frames: n,
-                    truncated: true,
-                    hash: h,
-                };
+        // Here `sp < cfa <= hi`, both 8-byte aligned, so `cfa - 8` is in
+        // `[sp, hi)`.
+        let save = r.rbp_save_bytes();
+        if save != 0 {
+            // `save` is 8..=2040 and a multiple of 8, so `at < cfa`.
+            let at = cfa.wrapping_sub(save);
+            if at < lo || at > cfa {
+                return cut(n, h);
             }
             // SAFETY: `at` is 8-byte aligned (cfa is) and in `[lo, hi)`,
             // this thread's stack, mapped while we run on it.
@@ -311,16 +316,22 @@ pub(crate) fn walk(out: &mut [MaybeUninit<usize>]) -> Walk {
             };
         }
         if n == out.len() {
-            return Walk::Done {
-                frames: n,
-                truncated: true,
-                hash: h,
-            };
+            return cut(n, h);
         }
         out[n].write(ret);
         h = frames::fold(h, ret);
         n += 1;
         sp = cfa;
         pc = ret;
+    }
+}
+
+/// A walk cut short: a frame left the stack, or `out` is full.
+#[cold]
+fn cut(frames: usize, hash: u64) -> Walk {
+    Walk::Done {
+        frames,
+        truncated: true,
+        hash,
     }
 }
