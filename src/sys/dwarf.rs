@@ -9,7 +9,7 @@
 //!
 //! The cache is a direct-mapped table of 2^16 `u64` entries (512 KiB of
 //! the profiler's arena, touched only where used), shared by all threads
-//! and lock-free: an entry is `tag << 32 | rule`, written and read with one
+//! and lock-free: an entry is `rule << 32 | tag`, written and read with one
 //! atomic access, so a reader sees a whole entry or another one, never a
 //! mix. The tag and the slot index together give back the whole address.
 //!
@@ -92,23 +92,25 @@ fn cache() -> Option<&'static [AtomicU64; SLOTS]> {
 /// their low bits, and modules are 64 KiB apart at least, so the fold
 /// spreads both.
 #[inline(always)]
-fn slot_and_tag(pc: usize) -> (usize, u64) {
+fn slot_and_tag(pc: usize) -> (usize, u32) {
     let tag = pc >> SLOTS_LOG2;
-    ((pc ^ tag) & (SLOTS - 1), tag as u64)
+    ((pc ^ tag) & (SLOTS - 1), tag as u32)
 }
 
 /// The rule for the return address `pc`: a cache hit is one load and a
-/// compare; a miss reads the CFI (`cfi::rule_for`, out of line).
+/// 32-bit compare; a miss reads the CFI (`cfi::rule_for`, out of line).
 ///
 /// An empty slot (0) matches only an address below 64 KiB, never code:
-/// its rule 0 has no kind, and the walk ends there as cut. Addresses at or
-/// above 2^48 have a wider tag than a slot holds, and always miss.
+/// its rule 0 has no kind, and the walk ends there. The tag keeps 32 bits
+/// of the address above bit 16, which is all of it below 2^48, where
+/// user-space code lives on x86-64; a garbage return address above that
+/// could match another's rule and give a wrong frame, never a bad read.
 #[inline(always)]
 fn rule(cache: &[AtomicU64; SLOTS], pc: usize) -> Rule {
     let (slot, tag) = slot_and_tag(pc);
     let e = cache[slot].load(Ordering::Relaxed);
-    if e >> 32 == tag {
-        return Rule(e as u32);
+    if e as u32 == tag {
+        return Rule((e >> 32) as u32);
     }
     miss(cache, pc)
 }
@@ -116,11 +118,15 @@ fn rule(cache: &[AtomicU64; SLOTS], pc: usize) -> Rule {
 #[cold]
 #[inline(never)]
 fn miss(cache: &[AtomicU64; SLOTS], pc: usize) -> Rule {
+    if pc >> SLOTS_LOG2 == 0 {
+        // Not code (a null or tiny return address): the walk ends here.
+        return Rule(0);
+    }
     MISSES.fetch_add(1, Ordering::Relaxed);
     let r = cfi::rule_for(pc.wrapping_sub(1));
     if pc >> 48 == 0 && pc >> SLOTS_LOG2 != 0 {
         let (slot, tag) = slot_and_tag(pc);
-        cache[slot].store(tag << 32 | u64::from(r.0), Ordering::Relaxed);
+        cache[slot].store(u64::from(r.0) << 32 | u64::from(tag), Ordering::Relaxed);
     }
     r
 }
