@@ -74,16 +74,15 @@ const FLUSH_BYTES: u64 = 64 * 1024;
 /// How far `set_rate` moves the floor: more than any countdown.
 const FLOOR_STEP: i64 = 1 << 40;
 
-#[repr(C, align(64))]
-struct Global {
-    floor: AtomicI64,
-    rate: AtomicUsize,
-}
+crate::sys::direct::direct_static!(
+    /// `FLOOR` (see the module docs), read by every allocation's fast path:
+    /// reached without the GOT (`sys::direct`), alone on its cache lines.
+    fn floor() -> AtomicI64,
+    "memprof_0_1_floor"
+);
 
-static GLOBAL: Global = Global {
-    floor: AtomicI64::new(0),
-    rate: AtomicUsize::new(DEFAULT_RATE),
-};
+/// The rate, read by the slow path.
+static RATE: AtomicUsize = AtomicUsize::new(DEFAULT_RATE);
 
 thread_local! {
     /// The FLOOR this thread last drew against (stale => the rate changed).
@@ -106,7 +105,20 @@ static ALLOCATED: AtomicU64 = AtomicU64::new(0);
 /// sample is due: the caller forwards to the inner allocator and is done.
 #[inline(always)]
 pub(crate) fn fast(size: usize) -> bool {
-    countdown::sub(size).wrapping_sub(GLOBAL.floor.load(Ordering::Relaxed)) >= 0
+    countdown::sub(size).wrapping_sub(floor_now()) >= 0
+}
+
+/// The floor, for the fast path: one load (see `sys::direct`).
+#[inline(always)]
+fn floor_now() -> i64 {
+    #[cfg(all(target_arch = "x86_64", not(memprof_loom)))]
+    {
+        crate::sys::direct::direct_load!("memprof_0_1_floor") as i64
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(memprof_loom))))]
+    {
+        floor().load(Ordering::Relaxed)
+    }
 }
 
 /// A decision to record an allocation.
@@ -127,8 +139,8 @@ pub(crate) struct Sample {
 #[cold]
 #[inline(never)]
 pub(crate) fn slow(size: usize, scope: u32) -> Option<Sample> {
-    let floor = GLOBAL.floor.load(Ordering::Acquire);
-    let rate = GLOBAL.rate.load(Ordering::Acquire);
+    let floor = floor().load(Ordering::Acquire);
+    let rate = RATE.load(Ordering::Acquire);
     let (Ok(synced), Ok(draw_rate)) = (SYNCED.try_with(Cell::get), DRAW_RATE.try_with(Cell::get))
     else {
         return None;
@@ -344,7 +356,7 @@ fn seed() -> u64 {
 /// the slow path (while a test scope is active). 2^62 bytes of allocation
 /// cannot bring it back above the floor.
 pub(crate) fn force_slow_path() {
-    let floor = GLOBAL.floor.load(Ordering::Relaxed);
+    let floor = floor().load(Ordering::Relaxed);
     set_next(floor.wrapping_sub(1 << 62));
 }
 
@@ -352,7 +364,7 @@ pub(crate) fn force_slow_path() {
 /// (memorylessness keeps the global sampling unbiased).
 pub(crate) fn resume_sampling() {
     let _ = SYNCED.try_with(|s| s.set(i64::MIN));
-    let floor = GLOBAL.floor.load(Ordering::Relaxed);
+    let floor = floor().load(Ordering::Relaxed);
     set_next(floor.wrapping_sub(1));
 }
 
@@ -361,18 +373,18 @@ pub(crate) fn resume_sampling() {
 pub(crate) fn seed_thread(seed: u64) {
     let _ = RNG.try_with(|r| r.set(seed | 1));
     let _ = SYNCED.try_with(|s| s.set(i64::MIN));
-    set_next(GLOBAL.floor.load(Ordering::Relaxed).wrapping_sub(1));
+    set_next(floor().load(Ordering::Relaxed).wrapping_sub(1));
 }
 
 /// Sets the sampling rate for every thread, at once. See [`crate::set_rate`].
 pub(crate) fn set_rate(bytes: usize) {
     crate::stack::hint_if_slow(bytes);
-    GLOBAL.rate.store(bytes, Ordering::Release);
-    GLOBAL.floor.fetch_add(FLOOR_STEP, Ordering::AcqRel);
+    RATE.store(bytes, Ordering::Release);
+    floor().fetch_add(FLOOR_STEP, Ordering::AcqRel);
 }
 
 pub(crate) fn rate() -> usize {
-    GLOBAL.rate.load(Ordering::Acquire)
+    RATE.load(Ordering::Acquire)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //! static TLS block (`.tbss`, defined below) and the fast path reaches it
 //! with inline assembly, which is always inlined: one load of its offset
 //! (the linker turns the GOT load of an executable into an immediate), one
-//! load, one subtract, one store. Elsewhere, and under loom, it is a
+//! subtract from memory, one load of the result. Elsewhere, and under loom, it is a
 //! `thread_local!`.
 //!
 //! Invariants: the word is 0 when a thread starts (`.tbss` is zero-filled,
@@ -47,9 +47,8 @@ mod imp {
         unsafe {
             core::arch::asm!(
                 "mov {off}, qword ptr [rip + memprof_0_1_countdown@GOTTPOFF]",
+                "sub qword ptr fs:[{off}], {size}",
                 "mov {n}, qword ptr fs:[{off}]",
-                "sub {n}, {size}",
-                "mov qword ptr fs:[{off}], {n}",
                 off = out(reg) _,
                 n = out(reg) n,
                 size = in(reg) size,

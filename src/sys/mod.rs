@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `os` | `mmap`/`mprotect`/`madvise` wrappers that report failure as `None`/`false` |
 //! | `countdown` | the thread's sample countdown: one word of static TLS the fast path reaches inline |
+//! | `direct` | statics the fast paths reach without the GOT (the rate floor, the region's bounds) |
 //! | `lock` | a spin lock that is safe to hold across `fork` (see `crate::fork`) |
 //! | `arena` | bounded bump memory for the profiler's own tables; null when full |
 //! | `index` | a hash index from 32-bit hashes to ids with lock-free lookups |
@@ -22,6 +23,7 @@
 pub(crate) mod arena;
 pub(crate) mod cfi;
 pub(crate) mod countdown;
+pub(crate) mod direct;
 pub(crate) mod dwarf;
 pub(crate) mod frames;
 pub(crate) mod index;

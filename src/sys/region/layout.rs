@@ -28,24 +28,53 @@ pub(crate) const ZONES: usize = 64;
 
 /// `[base, base + len)` once reserved; `len == 0` before, so `contains` is
 /// false for every pointer.
-#[repr(C, align(64))]
+#[repr(C)]
 struct Bounds {
     base: AtomicUsize,
     len: AtomicUsize,
 }
+// `contains` reads the words by their offsets in the symbol.
+const _: () = assert!(core::mem::offset_of!(Bounds, base) == 0);
+const _: () = assert!(core::mem::offset_of!(Bounds, len) == 8);
 
-static BOUNDS: Bounds = Bounds {
-    base: AtomicUsize::new(0),
-    len: AtomicUsize::new(0),
-};
+crate::sys::direct::direct_static!(
+    /// The bounds, read by every free's fast path: reached without the GOT
+    /// (`sys::direct`).
+    fn bounds() -> Bounds,
+    "memprof_0_1_region_bounds"
+);
 
 /// Was `p` served by the region? Exact; one subtract, one compare. `len`
 /// is read first, with acquire (a plain load on x86-64 and a `ldar` on
 /// aarch64), so a thread that sees the range see its base.
 #[inline(always)]
 pub(crate) fn contains(p: *mut u8) -> bool {
-    let len = BOUNDS.len.load(Ordering::Acquire);
-    (p as usize).wrapping_sub(BOUNDS.base.load(Ordering::Relaxed)) < len
+    #[cfg(all(target_arch = "x86_64", not(memprof_loom)))]
+    {
+        // Three instructions where the loads through `bounds()` took four
+        // (`sys::direct`): `len` is read first, and x86-64 keeps loads in
+        // order, so the base read next is at least as new.
+        let (off, len): (usize, usize);
+        // SAFETY: reads the two words of the bounds symbol (aligned,
+        // always mapped, only ever written as atomics); writes registers.
+        unsafe {
+            core::arch::asm!(
+                "mov {len}, qword ptr [rip + memprof_0_1_region_bounds + 8]",
+                "mov {off}, {p}",
+                "sub {off}, qword ptr [rip + memprof_0_1_region_bounds]",
+                len = out(reg) len,
+                off = out(reg) off,
+                p = in(reg) p,
+                options(nostack, readonly),
+            );
+        }
+        off < len
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(memprof_loom))))]
+    {
+        let len = bounds().len.load(Ordering::Acquire);
+        (p as usize).wrapping_sub(bounds().base.load(Ordering::Relaxed)) < len
+    }
 }
 
 /// log2 of a zone's length, set when the range is reserved.
@@ -76,9 +105,9 @@ pub(super) fn reserve() -> bool {
             os::release(raw as *mut u8, base - raw);
             os::release((base + len) as *mut u8, raw + DATA_ALIGN - base);
         }
-        BOUNDS.base.store(base, Ordering::Relaxed);
+        bounds().base.store(base, Ordering::Relaxed);
         set_zones(len);
-        BOUNDS.len.store(len, Ordering::Release);
+        bounds().len.store(len, Ordering::Release);
         return true;
     }
     false
@@ -95,11 +124,11 @@ fn set_zones(len: usize) {
 }
 
 pub(crate) fn base() -> usize {
-    BOUNDS.base.load(Ordering::Relaxed)
+    bounds().base.load(Ordering::Relaxed)
 }
 
 pub(crate) fn len() -> usize {
-    BOUNDS.len.load(Ordering::Acquire)
+    bounds().len.load(Ordering::Acquire)
 }
 
 pub(crate) fn zone_len() -> usize {
