@@ -50,6 +50,15 @@ pub struct Sample {
     pub num_labels: Vec<(String, i64, String)>,
 }
 
+/// Ends an `#[inline(never)]` function whose frame a test looks for: in
+/// an optimised build, a function whose last act is a call jumps to it (a
+/// tail call), and its frame is then not on the stack of what the callee
+/// allocates. Anything after the call keeps the frame.
+#[inline(always)]
+pub fn keep_frame() {
+    std::hint::black_box(());
+}
+
 /// Does the function `name` (a demangled path such as
 /// `rate1_exact::alloc_hundreds`) stand for `func`? `func` is either the
 /// whole path or its last segments (`alloc_hundreds`,

@@ -337,7 +337,7 @@ const ALIGNED: [(usize, usize); 8] = [
 
 #[inline(never)]
 fn aligned_blocks() -> Vec<(*mut u8, Layout)> {
-    ALIGNED
+    let blocks = ALIGNED
         .iter()
         .map(|&(size, align)| {
             let l = Layout::from_size_align(size, align).unwrap();
@@ -350,7 +350,9 @@ fn aligned_blocks() -> Vec<(*mut u8, Layout)> {
                 (p, l)
             }
         })
-        .collect()
+        .collect();
+    keep_frame();
+    blocks
 }
 
 #[inline(never)]

@@ -36,11 +36,13 @@ fn blocks(n: usize, size: usize, out: &mut Vec<Vec<u8>>) {
 #[inline(never)]
 fn set_a_at_rate_1(out: &mut Vec<Vec<u8>>) {
     blocks(500, 1500, out);
+    keep_frame();
 }
 
 #[inline(never)]
 fn set_b_at_64k(out: &mut Vec<Vec<u8>>) {
     blocks(32_768, 2048, out); // 64 MiB: SD sqrt(R·B) = 2 MiB, 3.1%
+    keep_frame();
 }
 
 #[test]
@@ -97,11 +99,13 @@ fn exact_samples_keep_weight_1_after_switching_to_a_sampled_rate() {
 #[inline(never)]
 fn set_c_at_64k(out: &mut Vec<Vec<u8>>) {
     blocks(65_536, 1024, out); // 64 MiB: SD 3.1%
+    keep_frame();
 }
 
 #[inline(never)]
 fn set_d_at_rate_1(out: &mut Vec<Vec<u8>>) {
     blocks(700, 333, out);
+    keep_frame();
 }
 
 #[test]
@@ -147,12 +151,14 @@ fn sampled_estimates_keep_their_rate_after_switching_to_rate_1() {
 #[inline(never)]
 fn set_e_at_rate_1(out: &mut Vec<Vec<u8>>) {
     blocks(100, 4444, out);
+    keep_frame();
 }
 
 #[inline(never)]
 fn set_f_at_rate_0(out: &mut Vec<Vec<u8>>) {
     blocks(1000, 555, out);
     blocks(3, 1 << 20, out);
+    keep_frame();
 }
 
 #[test]
