@@ -153,3 +153,28 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     (yoe + era * 400 + i64::from(m <= 2), m as u32, d as u32)
 }
+
+/// Counts the pages of `[p, p + len)` that are resident (in memory now),
+/// using `vec` (one byte a page) for up to `vec.len()` pages a call. `None`
+/// if the kernel refused (the caller then assumes all of them are).
+///
+/// # Safety
+/// The range must lie inside a mapping this process owns; `p` page-aligned.
+pub(crate) unsafe fn resident_pages(p: *mut u8, len: usize, vec: &mut [u8]) -> Option<usize> {
+    let mut n = 0;
+    let mut at = 0;
+    while at < len {
+        let step = (len - at).min(vec.len() * PAGE);
+        // SAFETY: the caller guarantees the range is ours and page-aligned;
+        // `vec` has a byte for each of the `step / PAGE` (rounded up) pages.
+        if unsafe { libc::mincore(p.add(at).cast(), step, vec.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        n += vec[..step.div_ceil(PAGE)]
+            .iter()
+            .filter(|&&b| b & 1 != 0)
+            .count();
+        at += step;
+    }
+    Some(n)
+}
