@@ -64,6 +64,19 @@ pub(crate) fn map(len: usize) -> Option<*mut u8> {
     }
 }
 
+/// Asks the CPU to start loading the cache line of `p` (nothing else: no
+/// load, no fault, whatever `p` is).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch only hints the cache; it never faults.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Makes `[p, p + len)`, part of a reservation, readable and writable.
 ///
 /// # Safety
