@@ -66,6 +66,11 @@ pub(super) const HEADER: usize = 64;
 const DIRTY_MIN: usize = 1 << 20;
 const DIRTY_MAX: usize = 32 << 20;
 const MAX_RUNS: usize = 8192;
+/// A survey leaves a fresh run whose bound is at most this as it is (most
+/// are what is left of a run with only its first page resident when a
+/// block took its start: measuring them cost one `mincore` each for a
+/// page at most; the bounds still count it).
+const SURVEY_MIN: usize = 4 * PAGE;
 /// Pages a `mincore` call of a survey covers (4 MiB).
 const SURVEY_PAGES: usize = 1024;
 /// Mixed into a live header's `magic`.
@@ -394,7 +399,10 @@ impl LargeState {
     fn survey(&mut self) {
         self.surveys += 1;
         let runs = self.runs();
-        for r in runs.iter_mut().filter(|r| r.fresh) {
+        for r in runs
+            .iter_mut()
+            .filter(|r| r.fresh && r.resident > SURVEY_MIN)
+        {
             // SAFETY: the run is part of the committed zone, page-aligned.
             let n = unsafe { os::resident_pages(r.start as *mut u8, r.len, &mut self.pages) };
             let resident = n.map_or(r.len, |n| (n * PAGE).min(r.len));
