@@ -40,18 +40,21 @@ pub(crate) fn alloc_sampled(layout: Layout, sample: Sample, zeroed: bool) -> *mu
     deferred::drain();
     let mut cap = Captured::new();
     stack::capture(&mut cap);
-    let Some((stack, rec)) =
-        stacks::intern(cap.as_slice(), cap.truncated, cap.hash).and_then(|s| {
-            Some((
-                s,
-                records::intern(s, layout.size() as u64, labels::current())?,
-            ))
-        })
-    else {
+    let Some(stack) = stacks::intern(cap.as_slice(), cap.truncated, cap.hash) else {
         records::note_dropped();
         return ptr::null_mut();
     };
+    let (size, labels) = (layout.size() as u64, labels::current());
+    // The record's index slot is cold (sampled allocations are far apart):
+    // it loads while the region serves the block.
+    records::prefetch(stack, size, labels);
     let Some(block) = region::alloc(layout.size(), layout.align()) else {
+        records::note_dropped();
+        return ptr::null_mut();
+    };
+    let Some(rec) = records::intern(stack, size, labels) else {
+        // SAFETY: served just above, never marked live nor handed out.
+        unsafe { region::unalloc(block.ptr) };
         records::note_dropped();
         return ptr::null_mut();
     };

@@ -213,6 +213,12 @@ fn get(id: RecordId) -> &'static Record {
     TABLE.get(id)
 }
 
+/// Starts loading what `intern(stack, size, labels)` reads first (its
+/// index slot: a cache miss when sampled allocations are far apart).
+pub(crate) fn prefetch(stack: StackId, size: u64, labels: LabelSetId) {
+    TABLE.prefetch(hash(stack, size, labels));
+}
+
 /// The record for (stack, size, labels), added if new; `None` when full.
 pub(crate) fn intern(stack: StackId, size: u64, labels: LabelSetId) -> Option<RecordId> {
     let eq = |r: &Record| r.stack == stack && r.size == size && r.labels == labels;

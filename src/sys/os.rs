@@ -64,6 +64,19 @@ pub(crate) fn map(len: usize) -> Option<*mut u8> {
     }
 }
 
+/// Asks the CPU to start loading the cache line of `p` (nothing else: no
+/// load, no fault, whatever `p` is).
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch only hints the cache; it never faults.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Makes `[p, p + len)`, part of a reservation, readable and writable.
 ///
 /// # Safety
@@ -152,4 +165,29 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     (yoe + era * 400 + i64::from(m <= 2), m as u32, d as u32)
+}
+
+/// Counts the pages of `[p, p + len)` that are resident (in memory now),
+/// using `vec` (one byte a page) for up to `vec.len()` pages a call. `None`
+/// if the kernel refused (the caller then assumes all of them are).
+///
+/// # Safety
+/// The range must lie inside a mapping this process owns; `p` page-aligned.
+pub(crate) unsafe fn resident_pages(p: *mut u8, len: usize, vec: &mut [u8]) -> Option<usize> {
+    let mut n = 0;
+    let mut at = 0;
+    while at < len {
+        let step = (len - at).min(vec.len() * PAGE);
+        // SAFETY: the caller guarantees the range is ours and page-aligned;
+        // `vec` has a byte for each of the `step / PAGE` (rounded up) pages.
+        if unsafe { libc::mincore(p.add(at).cast(), step, vec.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        n += vec[..step.div_ceil(PAGE)]
+            .iter()
+            .filter(|&&b| b & 1 != 0)
+            .count();
+        at += step;
+    }
+    Some(n)
 }

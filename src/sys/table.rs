@@ -97,6 +97,12 @@ impl<T, const CHUNKS: usize, A: Chunks> Table<T, CHUNKS, A> {
         self.index.lookup(hash, |id| eq(self.get(id)))
     }
 
+    /// Starts loading the index slot a lookup of `hash` starts at.
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u32) {
+        self.index.prefetch(hash);
+    }
+
     /// The id of the entry with hash `hash` for which `eq` holds, adding
     /// `make()` if there is none. `None` when the table, the arena or
     /// `make` gives out (the caller counts a dropped sample).

@@ -282,6 +282,29 @@ pub(crate) unsafe fn free_found(found: Found) {
     }
 }
 
+/// Returns a block `alloc` just served, never marked live (`meta.set`) nor
+/// handed out: its sample could not be recorded.
+///
+/// # Safety
+/// `p` is such a block, and not used after this.
+pub(crate) unsafe fn unalloc(p: *mut u8) {
+    let z = layout::zone_of(p);
+    let place = if z < NCLASSES {
+        match small::slot_at(z, p) {
+            Some(slot) => Place::Small(z, slot),
+            None => misuse(b"unalloc: invalid pointer ", p),
+        }
+    } else {
+        match large::header(p) {
+            Ok(h) => Place::Large(h),
+            Err(_) => misuse(b"unalloc: invalid pointer ", p),
+        }
+    };
+    // SAFETY: the block is live in the region's books (served, not freed)
+    // and the caller no longer uses it.
+    unsafe { free_found(Found(place)) }
+}
+
 /// Debug builds check the large runs every 64 large frees and the whole
 /// region at every thread exit (the tests and the soak run debug too).
 #[cfg(debug_assertions)]

@@ -154,3 +154,23 @@ fn threads_trading_slots_never_share_one() {
     }
     validate().unwrap();
 }
+
+#[test]
+fn a_block_given_back_unrecorded_can_be_served_again() {
+    // A sample whose record could not be made returns its block unmarked.
+    for &size in &[72usize, 300_000] {
+        let b = alloc(size, 8).expect("region available");
+        // SAFETY: just served, never marked live nor handed out.
+        unsafe { unalloc(b.ptr) };
+        let again = alloc(size, 8).expect("region available");
+        if size < 1000 {
+            // This thread's cache hands it out again (a large run might
+            // go to another test's thread meanwhile).
+            assert_eq!(again.ptr, b.ptr, "the same block comes back");
+        }
+        again.meta.set(1, 1, 0, 0);
+        // SAFETY: live (marked above), freed once.
+        unsafe { free(again.ptr) };
+    }
+    validate().unwrap();
+}
