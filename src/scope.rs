@@ -887,14 +887,21 @@ unsafe fn clear_sites(s: &Slot) {
 /// a realloc, the scopes that `realloc_done` accounts only update their
 /// sites here. The thread is busy.
 pub(crate) fn on_alloc(h: u32, stack: StackId, size: u64) {
-    let r = realloc_scope();
-    if r == NONE && h == own() {
+    if h == own() && realloc_scope() == NONE {
         own_chain(h, |c| {
             c.site(stack, size, true);
             c.alloc(stack, size);
         });
-        return;
+    } else {
+        on_alloc_pinned(h, stack, size);
     }
+}
+
+/// `on_alloc` outside this thread's own chain, or inside a realloc.
+#[cold]
+#[inline(never)]
+fn on_alloc_pinned(h: u32, stack: StackId, size: u64) {
+    let r = realloc_scope();
     for_active(h, |sh, c| {
         c.site(stack, size, true);
         if !in_chain(sh, r) {
@@ -911,16 +918,24 @@ pub(crate) fn on_alloc(h: u32, stack: StackId, size: u64) {
 /// this thread's chain that does not own it counts a foreign free (not
 /// inside a realloc: `realloc_done` counts it).
 pub(crate) fn on_free(owner: u32, stack: StackId, size: u64) {
-    let r = realloc_scope();
-    if owner != NONE && r == NONE && owner == own() {
+    if owner != NONE && owner == own() && realloc_scope() == NONE {
         // The innermost scope of this thread's own chain: every scope of
         // the chain owns the block, none counts a foreign free.
         own_chain(owner, |c| {
             c.site(stack, size, false);
             c.free(size);
         });
-        return;
+    } else {
+        on_free_pinned(owner, stack, size);
     }
+}
+
+/// `on_free` of a block not owned by this thread's own innermost scope,
+/// or inside a realloc.
+#[cold]
+#[inline(never)]
+fn on_free_pinned(owner: u32, stack: StackId, size: u64) {
+    let r = realloc_scope();
     if owner != NONE {
         for_active(owner, |sh, c| {
             c.site(stack, size, false);
