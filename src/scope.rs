@@ -25,9 +25,10 @@
 //! owner thread with a plain load and store (never from a signal handler:
 //! every write is made with the thread busy), and `remote`, read-modify-
 //! writes by every other thread (attached threads, frees on other threads).
-//! `live_bytes` is one read-modify-write counter for all, so that
-//! `peak_bytes` is the maximum of a single linear history. Per-site counts
-//! are split the same way (`sites`). Invariants:
+//! Live bytes are the exception, for an exact peak: every growth is a
+//! read-modify-write of one counter, only the owner's own shrinks are
+//! plain (`live`). Per-site counts are split like the counters (`sites`).
+//! Invariants:
 //!
 //! - `OWN` (thread-local) is either 0 or this thread's `CURRENT`, and then
 //!   every scope of `CURRENT`'s chain was begun by this thread and is not
@@ -99,8 +100,8 @@ struct Slot {
     owner: AtomicU32,
     /// The owner thread began the parent's whole chain too (`OWN`).
     own_chain: AtomicBool,
-    live_bytes: AtomicI64,
-    peak_bytes: AtomicI64,
+    /// Owned bytes live and their peak.
+    live: live::Live<AtomicI64>,
     first_stack: AtomicU32,
     dropped: AtomicU64,
     lock: SpinLock,
@@ -129,8 +130,11 @@ const SLOT: Slot = Slot {
     next_in_root: AtomicU32::new(NONE),
     owner: AtomicU32::new(0),
     own_chain: AtomicBool::new(false),
-    live_bytes: AtomicI64::new(0),
-    peak_bytes: AtomicI64::new(0),
+    live: live::Live {
+        grown: AtomicI64::new(0),
+        own_shrunk: AtomicI64::new(0),
+        peak: AtomicI64::new(0),
+    },
     first_stack: AtomicU32::new(u32::MAX),
     dropped: AtomicU64::new(0),
     lock: SpinLock::new(),
@@ -144,6 +148,166 @@ static TABLE: [Slot; SLOTS] = [SLOT; SLOTS];
 static FREE_LOCK: SpinLock = SpinLock::new();
 /// Slot in use (bit per slot), under FREE_LOCK.
 static USED: [AtomicU64; SLOTS / 64] = [const { AtomicU64::new(0) }; SLOTS / 64];
+
+/// A scope's owned live bytes and their peak, exact against one linear
+/// history without a read-modify-write for the owner's frees.
+///
+/// `grown` takes every growth (any thread: a read-modify-write, `AcqRel`)
+/// and the shrinks of other threads (read-modify-writes); `own_shrunk` the
+/// owner thread's shrinks, a plain load and store (it alone writes it).
+/// Live = `grown - own_shrunk`. A growth computes the new live from its
+/// read-modify-write and a load of `own_shrunk`: the read-modify-writes of
+/// `grown` are one linear history, and a growth acquires every earlier
+/// one (a release sequence), so it sees every owner shrink made before
+/// the owner's last growth it follows; owner shrinks it misses are
+/// concurrent with it and come after it in that history. So each
+/// growth's value is the live total at one point of a linear order of all
+/// the changes, and `peak` their maximum: neither a total that never was
+/// (the `loom` model `loom_live` checks one that a stale read could make)
+/// nor a missed one, which plain counters on both sides could not give
+/// (two concurrent growths could each miss the other's). Generic over its
+/// atomic for that model.
+mod live {
+    use core::sync::atomic::Ordering::{AcqRel, Relaxed};
+
+    /// The atomic operations on 64-bit signed words `Live` needs.
+    pub(crate) trait AtomicI {
+        fn load(&self, o: core::sync::atomic::Ordering) -> i64;
+        fn store(&self, v: i64, o: core::sync::atomic::Ordering);
+        fn fetch_add(&self, v: i64, o: core::sync::atomic::Ordering) -> i64;
+        fn fetch_max(&self, v: i64, o: core::sync::atomic::Ordering) -> i64;
+    }
+
+    macro_rules! atomic_i {
+        ($t:ty) => {
+            impl AtomicI for $t {
+                fn load(&self, o: core::sync::atomic::Ordering) -> i64 {
+                    <$t>::load(self, o)
+                }
+                fn store(&self, v: i64, o: core::sync::atomic::Ordering) {
+                    <$t>::store(self, v, o)
+                }
+                fn fetch_add(&self, v: i64, o: core::sync::atomic::Ordering) -> i64 {
+                    <$t>::fetch_add(self, v, o)
+                }
+                fn fetch_max(&self, v: i64, o: core::sync::atomic::Ordering) -> i64 {
+                    <$t>::fetch_max(self, v, o)
+                }
+            }
+        };
+    }
+    atomic_i!(core::sync::atomic::AtomicI64);
+    #[cfg(memprof_loom)]
+    atomic_i!(loom::sync::atomic::AtomicI64);
+
+    pub(crate) struct Live<A> {
+        pub(crate) grown: A,
+        pub(crate) own_shrunk: A,
+        pub(crate) peak: A,
+    }
+
+    impl<A: AtomicI> Live<A> {
+        /// `bytes` more are live (any thread).
+        #[inline]
+        pub(crate) fn grow(&self, bytes: i64) {
+            let total = self.grown.fetch_add(bytes, AcqRel).wrapping_add(bytes);
+            let now = total.wrapping_sub(self.own_shrunk.load(Relaxed));
+            // `peak` only grows: a value read at or above `now` makes the
+            // `fetch_max` a no-op, so it is skipped.
+            if now > self.peak.load(Relaxed) {
+                self.peak.fetch_max(now, Relaxed);
+            }
+        }
+
+        /// `bytes` fewer are live: the owner thread only.
+        #[inline]
+        pub(crate) fn shrink_own(&self, bytes: i64) {
+            let s = &self.own_shrunk;
+            s.store(s.load(Relaxed).wrapping_add(bytes), Relaxed);
+        }
+
+        /// `bytes` fewer are live: any thread but the owner.
+        pub(crate) fn shrink(&self, bytes: i64) {
+            self.grown.fetch_add(bytes.wrapping_neg(), Relaxed);
+        }
+
+        /// Live bytes (exact on the owner thread).
+        pub(crate) fn live(&self) -> i64 {
+            self.grown
+                .load(Relaxed)
+                .wrapping_sub(self.own_shrunk.load(Relaxed))
+        }
+
+        pub(crate) fn peak(&self) -> i64 {
+            self.peak.load(Relaxed)
+        }
+
+        /// For a new scope (no charger inside).
+        pub(crate) fn reset(&self) {
+            for c in [&self.grown, &self.own_shrunk, &self.peak] {
+                c.store(0, Relaxed);
+            }
+        }
+    }
+}
+
+/// The `loom` model of `live`: the owner grows by 10, shrinks by 10 and
+/// grows by 1 while another thread grows by 5. In every order of those the
+/// peak is 10 or 15; a growth that saw the owner's second growth but not
+/// its shrink would record 16, a total that never was, and growths that
+/// each missed the other would leave 10 where the order put 15 (not
+/// expressible as a wrong value here: 10 is also some order's peak; the
+/// final live count, 6, is checked too).
+#[cfg(all(test, memprof_loom))]
+mod loom_live {
+    use super::live::Live;
+    use loom::sync::atomic::AtomicI64;
+    use loom::sync::Arc;
+
+    #[test]
+    fn loom_live_peak_is_one_linear_history() {
+        loom::model(|| {
+            let l = Arc::new(Live {
+                grown: AtomicI64::new(0),
+                own_shrunk: AtomicI64::new(0),
+                peak: AtomicI64::new(0),
+            });
+            let other = {
+                let l = l.clone();
+                loom::thread::spawn(move || l.grow(5))
+            };
+            l.grow(10);
+            l.shrink_own(10);
+            l.grow(1);
+            other.join().unwrap();
+            assert_eq!(l.live(), 6);
+            let peak = l.peak();
+            assert!(peak == 10 || peak == 15, "peak {peak}");
+        });
+    }
+
+    /// Two threads that each grow and then meet: the peak counts both.
+    #[test]
+    fn loom_live_concurrent_growths_both_counted() {
+        loom::model(|| {
+            let l = Arc::new(Live {
+                grown: AtomicI64::new(0),
+                own_shrunk: AtomicI64::new(0),
+                peak: AtomicI64::new(0),
+            });
+            let other = {
+                let l = l.clone();
+                loom::thread::spawn(move || l.grow(5))
+            };
+            l.grow(10);
+            other.join().unwrap();
+            // Both were live at once (after the join): the peak says so.
+            assert_eq!(l.peak(), 15);
+            l.shrink_own(10);
+            assert_eq!(l.live(), 5);
+        });
+    }
+}
 
 type Site = sites::Entry<AtomicU64, AtomicU32>;
 
@@ -573,9 +737,7 @@ pub(crate) fn begin() -> Option<u32> {
         c.store(0, Ordering::Relaxed);
     }
     s.dropped.store(0, Ordering::Relaxed);
-    for c in [&s.live_bytes, &s.peak_bytes] {
-        c.store(0, Ordering::Relaxed);
-    }
+    s.live.reset();
     s.first_stack.store(u32::MAX, Ordering::Relaxed);
     {
         let _g = s.lock.lock();
@@ -727,17 +889,15 @@ impl Charge {
     }
 
     fn grow_live(self, bytes: u64) {
-        let s = self.s;
-        let now = s.live_bytes.fetch_add(bytes as i64, Ordering::Relaxed) + bytes as i64;
-        // `peak_bytes` only grows: a value read at or above `now` makes
-        // the `fetch_max` a no-op, so it is skipped.
-        if now > s.peak_bytes.load(Ordering::Relaxed) {
-            s.peak_bytes.fetch_max(now, Ordering::Relaxed);
-        }
+        self.s.live.grow(bytes as i64);
     }
 
     fn shrink_live(self, bytes: u64) {
-        self.s.live_bytes.fetch_sub(bytes as i64, Ordering::Relaxed);
+        if self.own {
+            self.s.live.shrink_own(bytes as i64);
+        } else {
+            self.s.live.shrink(bytes as i64);
+        }
     }
 
     /// Counts an allocation (`alloc`) or a free at (stack, size).
@@ -1029,7 +1189,6 @@ pub(crate) fn snapshot(h: u32) -> Option<Snapshot> {
             .load(Ordering::Relaxed)
             .wrapping_add(s.remote.0[i].load(Ordering::Relaxed)) as i64
     };
-    let i = |a: &AtomicI64| a.load(Ordering::Relaxed);
     let counts = [
         u(ALLOCS),
         u(REALLOCS),
@@ -1037,8 +1196,8 @@ pub(crate) fn snapshot(h: u32) -> Option<Snapshot> {
         u(BYTES_ALLOCATED),
         u(BYTES_FREED),
         u(LIVE_BLOCKS),
-        i(&s.live_bytes),
-        i(&s.peak_bytes),
+        s.live.live(),
+        s.live.peak(),
         u(FOREIGN_FREES),
         0,
     ];
