@@ -101,9 +101,13 @@ unsafe fn free_now(p: *mut u8) {
     unsafe {
         let found = region::find(p);
         let meta = found.meta();
-        peak::on_free(meta.weight(), records::stack_and_size(meta.record()).1);
+        let (stack, size) = records::stack_and_size(meta.record());
+        peak::on_free(meta.weight(), size);
         records::on_free(meta.record(), meta.weight());
-        charge_free(meta);
+        let owner = meta.scope();
+        if owner != 0 || scope::current() != 0 {
+            scope::on_free(owner, stack, size);
+        }
         region::free_found(found);
     }
 }
@@ -165,19 +169,6 @@ mod deferred {
     }
 }
 
-/// Charges the free of a block to the scopes that own it (its scope and
-/// that scope's active ancestors), and counts it as foreign in each active
-/// scope of this thread's chain that does not own it. Inside a realloc in
-/// a scope, `scope::realloc_done` accounts the realloc's own chain.
-fn charge_free(meta: &region::BlockMeta) {
-    let owner = meta.scope();
-    if owner != 0 {
-        let (stack, size) = records::stack_and_size(meta.record());
-        scope::on_free(owner, stack, size);
-    }
-    scope::on_foreign_free(owner);
-}
-
 /// Re-records a sampled block in place: the old sample is freed and a new
 /// one of `new_size` taken at the same address. `false` when `new_size`
 /// does not belong at `p` or a table is full; nothing is changed then.
@@ -204,9 +195,10 @@ pub(crate) unsafe fn resample_in_place(
     };
     // SAFETY: as above.
     let meta = unsafe { region::meta_of(p) };
-    peak::on_free(meta.weight(), records::stack_and_size(meta.record()).1);
+    let (old_stack, old_size) = records::stack_and_size(meta.record());
+    peak::on_free(meta.weight(), old_size);
     records::on_free(meta.record(), meta.weight());
-    charge_free(meta);
+    scope::on_free(meta.scope(), old_stack, old_size);
     meta.set(rec, sample.weight, sample.scope, os::coarse_nanos());
     records::on_alloc(rec, sample.weight);
     peak::on_alloc(sample.weight, new_size as u64);

@@ -154,7 +154,19 @@ pub(crate) fn slow(size: usize, scope: u32) -> Option<Sample> {
         return None;
     }
     if scope != 0 {
-        force_slow_path();
+        // The scope keeps the countdown expired: `force_slow_path` puts
+        // it 2^62 below the floor, and allocations and floor changes only
+        // move it further down. Write it again once it has moved 2^60
+        // (about 2^20 rate changes), long before it could wrap around to
+        // above the floor. Not writing it leaves the bytes allocated
+        // meanwhile in `LAST_SET - NEXT`, counted at the next write
+        // (module docs).
+        let below = countdown::get()
+            .wrapping_sub(floor)
+            .wrapping_add(FORCED_BELOW);
+        if below.unsigned_abs() > 1 << 60 {
+            force_slow_path();
+        }
         if std::thread::panicking() {
             // The panic machinery (a backtrace print can allocate tens of
             // MB) is not the scope's work: record none of it.
@@ -357,8 +369,11 @@ fn seed() -> u64 {
 /// cannot bring it back above the floor.
 pub(crate) fn force_slow_path() {
     let floor = floor().load(Ordering::Relaxed);
-    set_next(floor.wrapping_sub(1 << 62));
+    set_next(floor.wrapping_sub(FORCED_BELOW));
 }
+
+/// How far below the floor `force_slow_path` puts the countdown.
+const FORCED_BELOW: i64 = 1 << 62;
 
 /// Ends `force_slow_path`: the next allocation draws a fresh countdown
 /// (memorylessness keeps the global sampling unbiased).

@@ -12,23 +12,45 @@
 //! after the *root* scope of its nest ends; reuse bumps the generation, so
 //! a late free of a block owned by an ended nest is recognised as stale
 //! and charged to nobody. A nested scope that ends forwards later charges
-//! to its still-active ancestors. A charge pins its slot, so a release
-//! waits for charges in flight and a reused slot never sees a stale one
-//! (`gate`).
+//! to its still-active ancestors. A charge from another thread pins its
+//! slot, so a release waits for charges in flight and a reused slot never
+//! sees a stale one (`gate`).
 //!
 //! Ownership is per scope: scope S owns a block when the block's handle is
 //! S or a descendant of S. Frees, foreign frees and reallocs are accounted
 //! in each scope of a chain by its own ownership.
 //!
-//! Thread safety: counters are atomics (frees come from any thread); a
-//! slot's per-site table is guarded by the slot's spin lock, taken on the
-//! slow path only, never while allocating.
+//! The owner thread (the one that began a scope) and the others. A scope's
+//! counters come in two sets, summed when read: `own`, written only by the
+//! owner thread with a plain load and store (never from a signal handler:
+//! every write is made with the thread busy), and `remote`, read-modify-
+//! writes by every other thread (attached threads, frees on other threads).
+//! Live bytes are the exception, for an exact peak: every growth is a
+//! read-modify-write of one counter, only the owner's own shrinks are
+//! plain (`live`). Per-site counts are split like the counters (`sites`).
+//! Invariants:
+//!
+//! - `OWN` (thread-local) is either 0 or this thread's `CURRENT`, and then
+//!   every scope of `CURRENT`'s chain was begun by this thread and is not
+//!   released: only this thread can end them, and the release of a nest
+//!   happens at its root's end. So this thread charges that chain without
+//!   pinning (`own_chain`); every other charge pins (`for_active`).
+//! - A scope's `own` counters are written only by its owner thread, and
+//!   read by it (`snapshot`; the helpers' guards are `!Send`).
+//! - The site table of a slot only grows while the slot is in use: entries
+//!   are inserted under the slot's lock and published by their `size`;
+//!   lookups take no lock. `begin` clears it, when no charger can be inside
+//!   (pins drained, generation not yet opened).
+//!
+//! Thread safety: counters are atomics; a slot's lock guards site inserts,
+//! the table's allocation and `nsites`, and is never held while
+//! allocating.
 
 use crate::stacks::StackId;
 use crate::sys::arena;
 use crate::sys::lock::SpinLock;
 use core::cell::{Cell, UnsafeCell};
-use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 const SLOT_BITS: u32 = 8;
 /// At most this many scopes (nested ones included) at once.
@@ -41,19 +63,31 @@ const NONE: u32 = 0;
 thread_local! {
     /// The innermost scope active on this thread (0: none).
     static CURRENT: Cell<u32> = const { Cell::new(NONE) };
+    /// `CURRENT` when this thread began every scope of its chain, else 0
+    /// (see the module docs).
+    static OWN: Cell<u32> = const { Cell::new(NONE) };
     /// The scope (0: none) whose realloc this thread is doing, so the
     /// realloc's free and alloc are accounted as one realloc in that scope
     /// and its ancestors.
     static IN_REALLOC: Cell<u32> = const { Cell::new(NONE) };
+    /// This thread's id for `Slot::owner` (0: not drawn yet).
+    static THREAD_ID: Cell<u32> = const { Cell::new(0) };
 }
 
-#[derive(Clone, Copy, Default)]
-struct Site {
-    stack: u32,
-    size: u64,
-    allocs: u64,
-    frees: u64,
-}
+/// Indices of a scope's counters in `Counters`.
+const ALLOCS: usize = 0;
+const REALLOCS: usize = 1;
+const DEALLOCS: usize = 2;
+const BYTES_ALLOCATED: usize = 3;
+const BYTES_FREED: usize = 4;
+const LIVE_BLOCKS: usize = 5;
+const FOREIGN_FREES: usize = 6;
+const COUNTERS: usize = 7;
+
+/// One set of a scope's counters (wrapping: a set alone may go "negative",
+/// the sum of both is the count).
+#[repr(align(64))]
+struct Counters([AtomicU64; COUNTERS]);
 
 #[repr(align(128))] // scopes of different threads must not share cache lines
 struct Slot {
@@ -62,24 +96,28 @@ struct Slot {
     parent: AtomicU32,
     /// Next slot (handle) of the same root nest, for release.
     next_in_root: AtomicU32,
-    allocs: AtomicU64,
-    reallocs: AtomicU64,
-    deallocs: AtomicU64,
-    bytes_allocated: AtomicU64,
-    bytes_freed: AtomicU64,
-    live_blocks: AtomicI64,
-    live_bytes: AtomicI64,
-    peak_bytes: AtomicI64,
-    foreign_frees: AtomicU64,
+    /// `THREAD_ID` of the thread that began the scope.
+    owner: AtomicU32,
+    /// The owner thread began the parent's whole chain too (`OWN`).
+    own_chain: AtomicBool,
+    /// Owned bytes live and their peak.
+    live: live::Live<AtomicI64>,
     first_stack: AtomicU32,
     dropped: AtomicU64,
     lock: SpinLock,
     sites: AtomicPtr<Site>,
     nsites: UnsafeCell<usize>,
+    /// Written by the owner thread only.
+    own: Counters,
+    /// Written by the other threads.
+    remote: Counters,
 }
 
-// SAFETY: `nsites` and the `sites` array are only touched with `lock` held.
+// SAFETY: `nsites` is only touched with `lock` held.
 unsafe impl Sync for Slot {}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const COUNTERS_ZERO: Counters = Counters([const { AtomicU64::new(0) }; COUNTERS]);
 
 #[allow(clippy::declare_interior_mutable_const)]
 const SLOT: Slot = Slot {
@@ -90,26 +128,376 @@ const SLOT: Slot = Slot {
     active: AtomicU32::new(0),
     parent: AtomicU32::new(NONE),
     next_in_root: AtomicU32::new(NONE),
-    allocs: AtomicU64::new(0),
-    reallocs: AtomicU64::new(0),
-    deallocs: AtomicU64::new(0),
-    bytes_allocated: AtomicU64::new(0),
-    bytes_freed: AtomicU64::new(0),
-    live_blocks: AtomicI64::new(0),
-    live_bytes: AtomicI64::new(0),
-    peak_bytes: AtomicI64::new(0),
-    foreign_frees: AtomicU64::new(0),
+    owner: AtomicU32::new(0),
+    own_chain: AtomicBool::new(false),
+    live: live::Live {
+        grown: AtomicI64::new(0),
+        own_shrunk: AtomicI64::new(0),
+        peak: AtomicI64::new(0),
+    },
     first_stack: AtomicU32::new(u32::MAX),
     dropped: AtomicU64::new(0),
     lock: SpinLock::new(),
     sites: AtomicPtr::new(core::ptr::null_mut()),
     nsites: UnsafeCell::new(0),
+    own: COUNTERS_ZERO,
+    remote: COUNTERS_ZERO,
 };
 
 static TABLE: [Slot; SLOTS] = [SLOT; SLOTS];
 static FREE_LOCK: SpinLock = SpinLock::new();
 /// Slot in use (bit per slot), under FREE_LOCK.
 static USED: [AtomicU64; SLOTS / 64] = [const { AtomicU64::new(0) }; SLOTS / 64];
+
+/// A scope's owned live bytes and their peak, exact against one linear
+/// history without a read-modify-write for the owner's frees.
+///
+/// `grown` takes every growth (any thread: a read-modify-write, `AcqRel`)
+/// and the shrinks of other threads (read-modify-writes); `own_shrunk` the
+/// owner thread's shrinks, a plain load and store (it alone writes it).
+/// Live = `grown - own_shrunk`. A growth computes the new live from its
+/// read-modify-write and a load of `own_shrunk`: the read-modify-writes of
+/// `grown` are one linear history, and a growth acquires every earlier
+/// one (a release sequence), so it sees every owner shrink made before
+/// the owner's last growth it follows; owner shrinks it misses are
+/// concurrent with it and come after it in that history. So each
+/// growth's value is the live total at one point of a linear order of all
+/// the changes, and `peak` their maximum: neither a total that never was
+/// (the `loom` model `loom_live` checks one that a stale read could make)
+/// nor a missed one, which plain counters on both sides could not give
+/// (two concurrent growths could each miss the other's). Generic over its
+/// atomic for that model.
+mod live {
+    use core::sync::atomic::Ordering::{AcqRel, Relaxed};
+
+    /// The atomic operations on 64-bit signed words `Live` needs.
+    pub(crate) trait AtomicI {
+        fn load(&self, o: core::sync::atomic::Ordering) -> i64;
+        fn store(&self, v: i64, o: core::sync::atomic::Ordering);
+        fn fetch_add(&self, v: i64, o: core::sync::atomic::Ordering) -> i64;
+        fn fetch_max(&self, v: i64, o: core::sync::atomic::Ordering) -> i64;
+    }
+
+    macro_rules! atomic_i {
+        ($t:ty) => {
+            impl AtomicI for $t {
+                fn load(&self, o: core::sync::atomic::Ordering) -> i64 {
+                    <$t>::load(self, o)
+                }
+                fn store(&self, v: i64, o: core::sync::atomic::Ordering) {
+                    <$t>::store(self, v, o)
+                }
+                fn fetch_add(&self, v: i64, o: core::sync::atomic::Ordering) -> i64 {
+                    <$t>::fetch_add(self, v, o)
+                }
+                fn fetch_max(&self, v: i64, o: core::sync::atomic::Ordering) -> i64 {
+                    <$t>::fetch_max(self, v, o)
+                }
+            }
+        };
+    }
+    atomic_i!(core::sync::atomic::AtomicI64);
+    #[cfg(memprof_loom)]
+    atomic_i!(loom::sync::atomic::AtomicI64);
+
+    pub(crate) struct Live<A> {
+        pub(crate) grown: A,
+        pub(crate) own_shrunk: A,
+        pub(crate) peak: A,
+    }
+
+    impl<A: AtomicI> Live<A> {
+        /// `bytes` more are live (any thread).
+        #[inline]
+        pub(crate) fn grow(&self, bytes: i64) {
+            let total = self.grown.fetch_add(bytes, AcqRel).wrapping_add(bytes);
+            let now = total.wrapping_sub(self.own_shrunk.load(Relaxed));
+            // `peak` only grows: a value read at or above `now` makes the
+            // `fetch_max` a no-op, so it is skipped.
+            if now > self.peak.load(Relaxed) {
+                self.peak.fetch_max(now, Relaxed);
+            }
+        }
+
+        /// `bytes` fewer are live: the owner thread only.
+        #[inline]
+        pub(crate) fn shrink_own(&self, bytes: i64) {
+            let s = &self.own_shrunk;
+            s.store(s.load(Relaxed).wrapping_add(bytes), Relaxed);
+        }
+
+        /// `bytes` fewer are live: any thread but the owner.
+        pub(crate) fn shrink(&self, bytes: i64) {
+            self.grown.fetch_add(bytes.wrapping_neg(), Relaxed);
+        }
+
+        /// Live bytes (exact on the owner thread).
+        pub(crate) fn live(&self) -> i64 {
+            self.grown
+                .load(Relaxed)
+                .wrapping_sub(self.own_shrunk.load(Relaxed))
+        }
+
+        pub(crate) fn peak(&self) -> i64 {
+            self.peak.load(Relaxed)
+        }
+
+        /// For a new scope (no charger inside).
+        pub(crate) fn reset(&self) {
+            for c in [&self.grown, &self.own_shrunk, &self.peak] {
+                c.store(0, Relaxed);
+            }
+        }
+    }
+}
+
+/// The `loom` model of `live`: the owner grows by 10, shrinks by 10 and
+/// grows by 1 while another thread grows by 5. In every order of those the
+/// peak is 10 or 15; a growth that saw the owner's second growth but not
+/// its shrink would record 16, a total that never was, and growths that
+/// each missed the other would leave 10 where the order put 15 (not
+/// expressible as a wrong value here: 10 is also some order's peak; the
+/// final live count, 6, is checked too).
+#[cfg(all(test, memprof_loom))]
+mod loom_live {
+    use super::live::Live;
+    use loom::sync::atomic::AtomicI64;
+    use loom::sync::Arc;
+
+    #[test]
+    fn loom_live_peak_is_one_linear_history() {
+        loom::model(|| {
+            let l = Arc::new(Live {
+                grown: AtomicI64::new(0),
+                own_shrunk: AtomicI64::new(0),
+                peak: AtomicI64::new(0),
+            });
+            let other = {
+                let l = l.clone();
+                loom::thread::spawn(move || l.grow(5))
+            };
+            l.grow(10);
+            l.shrink_own(10);
+            l.grow(1);
+            other.join().unwrap();
+            assert_eq!(l.live(), 6);
+            let peak = l.peak();
+            assert!(peak == 10 || peak == 15, "peak {peak}");
+        });
+    }
+
+    /// Two threads that each grow and then meet: the peak counts both.
+    #[test]
+    fn loom_live_concurrent_growths_both_counted() {
+        loom::model(|| {
+            let l = Arc::new(Live {
+                grown: AtomicI64::new(0),
+                own_shrunk: AtomicI64::new(0),
+                peak: AtomicI64::new(0),
+            });
+            let other = {
+                let l = l.clone();
+                loom::thread::spawn(move || l.grow(5))
+            };
+            l.grow(10);
+            other.join().unwrap();
+            // Both were live at once (after the join): the peak says so.
+            assert_eq!(l.peak(), 15);
+            l.shrink_own(10);
+            assert_eq!(l.live(), 5);
+        });
+    }
+}
+
+type Site = sites::Entry<AtomicU64, AtomicU32>;
+
+/// A scope's per-site table: open addressing keyed by (stack, size), with
+/// `size == 0` marking an empty entry (no allocation has size 0), insert
+/// only. Inserts are made under the slot's lock: `stack` is stored, then
+/// `size` with `Release`. Lookups take no lock: they read `size` with
+/// `Acquire` (so a matching `size` comes with its `stack`) and stop at an
+/// empty entry; the table is never more than 7/8 full, so a probe ends.
+/// Generic over its atomics so the `loom` model (`loom_sites`) checks this
+/// very code.
+mod sites {
+    use super::gate::Atomic32;
+    use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+    /// The atomic operations on 64-bit words the table needs.
+    pub(crate) trait Atomic64 {
+        fn load(&self, o: core::sync::atomic::Ordering) -> u64;
+        fn store(&self, v: u64, o: core::sync::atomic::Ordering);
+        fn fetch_add(&self, v: u64, o: core::sync::atomic::Ordering) -> u64;
+    }
+
+    macro_rules! atomic64 {
+        ($t:ty) => {
+            impl Atomic64 for $t {
+                fn load(&self, o: core::sync::atomic::Ordering) -> u64 {
+                    <$t>::load(self, o)
+                }
+                fn store(&self, v: u64, o: core::sync::atomic::Ordering) {
+                    <$t>::store(self, v, o)
+                }
+                fn fetch_add(&self, v: u64, o: core::sync::atomic::Ordering) -> u64 {
+                    <$t>::fetch_add(self, v, o)
+                }
+            }
+        };
+    }
+    atomic64!(core::sync::atomic::AtomicU64);
+    #[cfg(memprof_loom)]
+    atomic64!(loom::sync::atomic::AtomicU64);
+
+    /// A (stack, size) site and its counts: `[allocs, frees]` by the
+    /// scope's owner thread (plain load and store) and by the others
+    /// (read-modify-writes). All-zero bytes are an empty entry.
+    #[repr(C)]
+    pub(crate) struct Entry<A, B> {
+        pub(crate) size: A,
+        pub(crate) stack: B,
+        pub(crate) own: [A; 2],
+        pub(crate) remote: [A; 2],
+    }
+
+    impl<A: Atomic64, B: Atomic32> Entry<A, B> {
+        /// Counts one allocation (`alloc`) or free at this site.
+        pub(crate) fn count(&self, own: bool, alloc: bool) {
+            let i = usize::from(!alloc);
+            if own {
+                let c = &self.own[i];
+                c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+            } else {
+                self.remote[i].fetch_add(1, Relaxed);
+            }
+        }
+
+        /// `(allocs, frees)`.
+        pub(crate) fn counts(&self) -> (u64, u64) {
+            let c = |i: usize| {
+                self.own[i]
+                    .load(Relaxed)
+                    .wrapping_add(self.remote[i].load(Relaxed))
+            };
+            (c(0), c(1))
+        }
+    }
+
+    fn start(len: usize, stack: u32, size: u64) -> usize {
+        let h = (u64::from(stack) ^ size.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> 32) as usize & (len - 1)
+    }
+
+    /// The entry of (stack, size), without a lock; `None` if it has none
+    /// yet (then `insert` under the lock). `table.len()` is a power of two.
+    #[inline]
+    pub(crate) fn find<A: Atomic64, B: Atomic32>(
+        table: &[Entry<A, B>],
+        stack: u32,
+        size: u64,
+    ) -> Option<&Entry<A, B>> {
+        let mut i = start(table.len(), stack, size);
+        loop {
+            let e = &table[i];
+            let s = e.size.load(Acquire);
+            if s == size && e.stack.load(Relaxed) == stack {
+                return Some(e);
+            }
+            if s == 0 {
+                return None;
+            }
+            i = (i + 1) & (table.len() - 1);
+        }
+    }
+
+    /// The entry of (stack, size), made if missing; `None` when the table
+    /// already holds 7/8 of its length. The caller holds the table's lock
+    /// (the only writer of keys) and passes the count of entries, `n`.
+    pub(crate) fn insert<'t, A: Atomic64, B: Atomic32>(
+        table: &'t [Entry<A, B>],
+        n: &mut usize,
+        stack: u32,
+        size: u64,
+    ) -> Option<&'t Entry<A, B>> {
+        let mut i = start(table.len(), stack, size);
+        loop {
+            let e = &table[i];
+            let s = e.size.load(Relaxed);
+            if s == size && e.stack.load(Relaxed) == stack {
+                return Some(e);
+            }
+            if s == 0 {
+                if *n * 8 >= table.len() * 7 {
+                    return None;
+                }
+                e.stack.store(stack, Relaxed);
+                e.size.store(size, Release);
+                *n += 1;
+                return Some(e);
+            }
+            i = (i + 1) & (table.len() - 1);
+        }
+    }
+}
+
+/// The `loom` model of the site table: an owner thread counts its
+/// allocations at two sites while another thread counts frees at one of
+/// them and at a third, each inserting under the lock when `find` misses.
+/// Every site ends up with one entry and every count lands in it.
+#[cfg(all(test, memprof_loom))]
+mod loom_sites {
+    use super::sites::{find, insert, Entry};
+    use loom::sync::atomic::{AtomicU32, AtomicU64};
+    use loom::sync::{Arc, Mutex};
+
+    type E = Entry<AtomicU64, AtomicU32>;
+
+    fn entry() -> E {
+        Entry {
+            size: AtomicU64::new(0),
+            stack: AtomicU32::new(0),
+            own: [AtomicU64::new(0), AtomicU64::new(0)],
+            remote: [AtomicU64::new(0), AtomicU64::new(0)],
+        }
+    }
+
+    fn charge(t: &(Vec<E>, Mutex<usize>), stack: u32, size: u64, own: bool, alloc: bool) {
+        let e = match find(&t.0, stack, size) {
+            Some(e) => e,
+            None => {
+                let mut n = t.1.lock().unwrap();
+                insert(&t.0, &mut n, stack, size).unwrap()
+            }
+        };
+        e.count(own, alloc);
+    }
+
+    #[test]
+    fn loom_site_inserts_and_lock_free_lookups() {
+        loom::model(|| {
+            // Four entries: at most three sites fit (7/8).
+            let t = Arc::new(((0..4).map(|_| entry()).collect::<Vec<_>>(), Mutex::new(0)));
+            let other = {
+                let t = t.clone();
+                loom::thread::spawn(move || {
+                    charge(&t, 1, 8, false, false);
+                    charge(&t, 3, 24, false, false);
+                })
+            };
+            charge(&t, 1, 8, true, true);
+            charge(&t, 2, 16, true, true);
+            charge(&t, 1, 8, true, true);
+            other.join().unwrap();
+            let count = |stack, size| find(&t.0, stack, size).map(|e| e.counts());
+            assert_eq!(count(1, 8), Some((2, 1)));
+            assert_eq!(count(2, 16), Some((1, 0)));
+            assert_eq!(count(3, 24), Some((0, 1)));
+            assert_eq!(*t.1.lock().unwrap(), 3);
+            let used = t.0.iter().filter(|e| e.counts() != (0, 0)).count();
+            assert_eq!(used, 3, "one entry per site");
+        });
+    }
+}
 
 /// A slot's generation and the chargers inside it: the part of slot reuse
 /// that races with frees on other threads.
@@ -283,8 +671,14 @@ fn slot_of(h: u32) -> Option<&'static Slot> {
     if h == NONE {
         return None;
     }
-    let s = &TABLE[(h & (SLOTS as u32 - 1)) as usize];
+    let s = slot(h);
     (s.gate.gen() == h >> SLOT_BITS).then_some(s)
+}
+
+/// The slot of handle `h`, whatever its generation.
+#[inline]
+fn slot(h: u32) -> &'static Slot {
+    &TABLE[(h & (SLOTS as u32 - 1)) as usize]
 }
 
 /// The innermost scope of this thread, 0 if none.
@@ -293,10 +687,37 @@ pub(crate) fn current() -> u32 {
     CURRENT.try_with(Cell::get).unwrap_or(NONE)
 }
 
+/// `CURRENT` if this thread began its whole chain, else 0.
+#[inline]
+fn own() -> u32 {
+    OWN.try_with(Cell::get).unwrap_or(NONE)
+}
+
+/// This thread's id for `Slot::owner`, never 0.
+fn thread_id() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    THREAD_ID
+        .try_with(|t| {
+            if t.get() == 0 {
+                // 2^32 threads would wrap it: past 0, ids repeat.
+                let mut id = NEXT.fetch_add(1, Ordering::Relaxed);
+                if id == 0 {
+                    id = NEXT.fetch_add(1, Ordering::Relaxed);
+                }
+                t.set(id);
+            }
+            t.get()
+        })
+        // No TLS (thread teardown): an id no slot's owner has.
+        .unwrap_or(0)
+}
+
 /// Starts a scope nested in this thread's current one (if any). `None`
 /// when all slots are in use.
 pub(crate) fn begin() -> Option<u32> {
     let parent = current();
+    let own_chain = parent == NONE || own() == parent;
+    let me = thread_id();
     let idx = {
         let _g = FREE_LOCK.lock();
         let mut found = None;
@@ -312,20 +733,11 @@ pub(crate) fn begin() -> Option<u32> {
         found?
     };
     let s = &TABLE[idx];
-    for c in [
-        &s.allocs,
-        &s.reallocs,
-        &s.deallocs,
-        &s.bytes_allocated,
-        &s.bytes_freed,
-        &s.foreign_frees,
-        &s.dropped,
-    ] {
+    for c in s.own.0.iter().chain(&s.remote.0) {
         c.store(0, Ordering::Relaxed);
     }
-    for c in [&s.live_blocks, &s.live_bytes, &s.peak_bytes] {
-        c.store(0, Ordering::Relaxed);
-    }
+    s.dropped.store(0, Ordering::Relaxed);
+    s.live.reset();
     s.first_stack.store(u32::MAX, Ordering::Relaxed);
     {
         let _g = s.lock.lock();
@@ -337,6 +749,8 @@ pub(crate) fn begin() -> Option<u32> {
     let gen = gen.max(1);
     let h = gen << SLOT_BITS | idx as u32;
     s.parent.store(parent, Ordering::Relaxed);
+    s.owner.store(me, Ordering::Relaxed);
+    s.own_chain.store(own_chain, Ordering::Relaxed);
     s.active.store(1, Ordering::Relaxed);
     // Link into the root's nest so that the root's end releases it.
     let root = root_of(parent);
@@ -346,8 +760,13 @@ pub(crate) fn begin() -> Option<u32> {
     } else {
         s.next_in_root.store(NONE, Ordering::Relaxed);
     }
+    // Publishes the writes above to chargers on other threads (their pin
+    // reads this generation with a read-modify-write).
     s.gate.open(gen);
-    enter(h);
+    set_current(Prev {
+        current: h,
+        own: if own_chain { h } else { NONE },
+    });
     Some(h)
 }
 
@@ -362,18 +781,42 @@ fn root_of(mut h: u32) -> u32 {
     h
 }
 
-/// Makes `h` this thread's current scope (for `attach`); returns the one it
-/// replaces.
-pub(crate) fn enter(h: u32) -> u32 {
-    let prev = CURRENT.try_with(|c| c.replace(h)).unwrap_or(NONE);
+/// A thread's scope state, saved by `enter` and restored by `leave`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Prev {
+    current: u32,
+    own: u32,
+}
+
+fn set_current(p: Prev) {
+    let _ = CURRENT.try_with(|c| c.set(p.current));
+    let _ = OWN.try_with(|c| c.set(p.own));
+    if p.current == NONE {
+        crate::sampler::resume_sampling();
+    } else {
+        crate::sampler::force_slow_path();
+    }
+}
+
+/// Makes `h` this thread's current scope (for `attach`); returns the state
+/// it replaces. The chain is not this thread's own (`OWN`): its charges
+/// pin.
+pub(crate) fn enter(h: u32) -> Prev {
+    let prev = Prev {
+        current: current(),
+        own: own(),
+    };
+    let _ = CURRENT.try_with(|c| c.set(h));
+    let _ = OWN.try_with(|c| c.set(NONE));
     crate::sampler::force_slow_path();
     prev
 }
 
 /// Restores `prev` as this thread's scope after `enter`.
-pub(crate) fn leave(prev: u32) {
-    let _ = CURRENT.try_with(|c| c.set(prev));
-    if prev == NONE {
+pub(crate) fn leave(prev: Prev) {
+    let _ = CURRENT.try_with(|c| c.set(prev.current));
+    let _ = OWN.try_with(|c| c.set(prev.own));
+    if prev.current == NONE {
         crate::sampler::resume_sampling();
     }
 }
@@ -383,8 +826,14 @@ pub(crate) fn leave(prev: u32) {
 pub(crate) fn end(h: u32) {
     let Some(s) = slot_of(h) else { return };
     s.active.store(0, Ordering::Release);
-    leave(s.parent.load(Ordering::Relaxed));
-    if s.parent.load(Ordering::Relaxed) != NONE {
+    let parent = s.parent.load(Ordering::Relaxed);
+    // The parent's chain is this thread's own when this scope's is.
+    let own_chain = s.own_chain.load(Ordering::Relaxed);
+    leave(Prev {
+        current: parent,
+        own: if own_chain { parent } else { NONE },
+    });
+    if parent != NONE {
         return;
     }
     let mut next = s.next_in_root.load(Ordering::Acquire);
@@ -412,21 +861,145 @@ fn release(h: u32) {
     USED[idx / 64].fetch_and(!(1u64 << (idx % 64)), Ordering::Relaxed);
 }
 
+/// A scope being charged, and which of its counter sets this thread
+/// writes.
+#[derive(Clone, Copy)]
+struct Charge {
+    s: &'static Slot,
+    /// This thread is the scope's owner: `own` counters.
+    own: bool,
+}
+
+impl Charge {
+    #[inline]
+    fn add(self, i: usize, v: u64) {
+        if self.own {
+            // Only the owner thread writes `own`, always busy (no signal
+            // handler charges in between): a load and a store lose nothing.
+            let c = &self.s.own.0[i];
+            c.store(c.load(Ordering::Relaxed).wrapping_add(v), Ordering::Relaxed);
+        } else {
+            self.s.remote.0[i].fetch_add(v, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    fn sub(self, i: usize, v: u64) {
+        self.add(i, v.wrapping_neg());
+    }
+
+    fn grow_live(self, bytes: u64) {
+        self.s.live.grow(bytes as i64);
+    }
+
+    fn shrink_live(self, bytes: u64) {
+        if self.own {
+            self.s.live.shrink_own(bytes as i64);
+        } else {
+            self.s.live.shrink(bytes as i64);
+        }
+    }
+
+    /// Counts an allocation (`alloc`) or a free at (stack, size).
+    fn site(self, stack: StackId, size: u64, alloc: bool) {
+        let s = self.s;
+        let table = s.sites.load(Ordering::Acquire);
+        if !table.is_null() {
+            // SAFETY: a published table has SITES entries and lives as
+            // long as the slot (never freed).
+            let t = unsafe { core::slice::from_raw_parts(table, SITES) };
+            if let Some(e) = sites::find(t, stack, size) {
+                e.count(self.own, alloc);
+                return;
+            }
+        }
+        self.site_insert(stack, size, alloc);
+    }
+
+    #[cold]
+    fn site_insert(self, stack: StackId, size: u64, alloc: bool) {
+        let s = self.s;
+        let _g = s.lock.lock();
+        let mut table = s.sites.load(Ordering::Relaxed);
+        if table.is_null() {
+            table = arena::alloc_zeroed(SITES * core::mem::size_of::<Site>(), 8).cast();
+            if table.is_null() {
+                s.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            // Zeroed entries are empty; `Release`: lookups see them so.
+            s.sites.store(table, Ordering::Release);
+        }
+        // SAFETY: we hold the slot lock (for `nsites`); the table has
+        // SITES entries, zeroed or written as `Site`s.
+        let (t, n) = unsafe {
+            (
+                core::slice::from_raw_parts(table, SITES),
+                &mut *s.nsites.get(),
+            )
+        };
+        match sites::insert(t, n, stack, size) {
+            Some(e) => e.count(self.own, alloc),
+            None => {
+                s.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A block of `size` bytes at `stack` is now owned by the scope.
+    fn alloc(self, stack: StackId, size: u64) {
+        let s = self.s;
+        if s.first_stack.load(Ordering::Relaxed) == u32::MAX {
+            s.first_stack
+                .compare_exchange(u32::MAX, stack, Ordering::Relaxed, Ordering::Relaxed)
+                .ok();
+        }
+        self.add(ALLOCS, 1);
+        self.add(BYTES_ALLOCATED, size);
+        self.add(LIVE_BLOCKS, 1);
+        self.grow_live(size);
+    }
+
+    /// An owned block of `size` bytes was freed.
+    fn free(self, size: u64) {
+        self.add(DEALLOCS, 1);
+        self.add(BYTES_FREED, size);
+        self.sub(LIVE_BLOCKS, 1);
+        self.shrink_live(size);
+    }
+}
+
 /// Active scopes from `h` up its ancestors, with their handles. Each is
 /// pinned while `f` charges it, so a concurrent release and reuse of its
 /// slot never sees the charge (see `gate`); a stale handle ends the walk.
-fn for_active(mut h: u32, mut f: impl FnMut(u32, &'static Slot)) {
+fn for_active(mut h: u32, mut f: impl FnMut(u32, Charge)) {
+    let me = thread_id();
     while h != NONE {
-        let s = &TABLE[(h & (SLOTS as u32 - 1)) as usize];
+        let s = slot(h);
         if !s.gate.pin(h >> SLOT_BITS) {
             return;
         }
         if s.active.load(Ordering::Acquire) != 0 {
-            f(h, s);
+            // Read after the pin: the owner of this generation.
+            let own = s.owner.load(Ordering::Relaxed) == me;
+            f(h, Charge { s, own });
         }
         let parent = s.parent.load(Ordering::Relaxed);
         s.gate.unpin();
         h = parent;
+    }
+}
+
+/// Active scopes from `h` (this thread's `OWN`) up, charged by their owner
+/// without pins: only this thread could end them (module docs).
+#[inline]
+fn own_chain(mut h: u32, mut f: impl FnMut(Charge)) {
+    while h != NONE {
+        let s = slot(h);
+        if s.active.load(Ordering::Relaxed) != 0 {
+            f(Charge { s, own: true });
+        }
+        h = s.parent.load(Ordering::Relaxed);
     }
 }
 
@@ -452,62 +1025,15 @@ fn realloc_scope() -> u32 {
     IN_REALLOC.try_with(Cell::get).unwrap_or(NONE)
 }
 
-fn add_site(s: &Slot, stack: StackId, size: u64, alloc: bool) {
-    let _g = s.lock.lock();
-    let mut table = s.sites.load(Ordering::Relaxed);
-    if table.is_null() {
-        table = arena::alloc_zeroed(SITES * core::mem::size_of::<Site>(), 8).cast();
-        if table.is_null() {
-            s.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        s.sites.store(table, Ordering::Relaxed);
-    }
-    // Open addressing keyed by (stack, size); `size == 0` marks an empty
-    // entry (no allocation has size 0). Slots are reused, so `begin`
-    // clears the table lazily: see `clear_sites`.
-    // SAFETY: we hold the slot lock; the table has SITES entries.
-    unsafe {
-        let n = &mut *s.nsites.get();
-        let sites = core::slice::from_raw_parts_mut(table, SITES);
-        let h = (u64::from(stack) ^ size.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let mut i = (h >> 54) as usize & (SITES - 1);
-        loop {
-            let e = &mut sites[i];
-            if e.size == size && e.stack == stack {
-                if alloc {
-                    e.allocs += 1
-                } else {
-                    e.frees += 1
-                }
-                return;
-            }
-            if e.size == 0 {
-                if *n * 8 >= SITES * 7 {
-                    s.dropped.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                *e = Site {
-                    stack,
-                    size,
-                    allocs: u64::from(alloc),
-                    frees: u64::from(!alloc),
-                };
-                *n += 1;
-                return;
-            }
-            i = (i + 1) & (SITES - 1);
-        }
-    }
-}
-
 /// Empties a slot's site table for a new scope (caller holds the lock).
 ///
 /// # Safety
-/// The caller holds `s.lock`.
+/// The caller holds `s.lock`, and no charger is inside the slot (it is
+/// being handed out: pins drained, the new generation not yet opened).
 unsafe fn clear_sites(s: &Slot) {
     let table = s.sites.load(Ordering::Relaxed);
-    // SAFETY: lock held (caller); the table has SITES entries.
+    // SAFETY: lock held, no charger (caller); the table has SITES entries,
+    // and all-zero bytes are an empty entry.
     unsafe {
         if !table.is_null() && *s.nsites.get() > 0 {
             core::ptr::write_bytes(table, 0, SITES);
@@ -516,60 +1042,75 @@ unsafe fn clear_sites(s: &Slot) {
     }
 }
 
-fn grow_live(s: &Slot, bytes: i64) {
-    let now = s.live_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    s.peak_bytes.fetch_max(now, Ordering::Relaxed);
-}
-
-/// A block of `size` bytes at `stack` was allocated in scope `h`: every
-/// active scope from `h` up owns it. Inside a realloc, the scopes that
-/// `realloc_done` accounts only update their sites here.
+/// A block of `size` bytes at `stack` was allocated in scope `h` (this
+/// thread's current scope): every active scope from `h` up owns it. Inside
+/// a realloc, the scopes that `realloc_done` accounts only update their
+/// sites here. The thread is busy.
 pub(crate) fn on_alloc(h: u32, stack: StackId, size: u64) {
-    let r = realloc_scope();
-    for_active(h, |sh, s| {
-        add_site(s, stack, size, true);
-        if in_chain(sh, r) {
-            return;
-        }
-        s.first_stack
-            .compare_exchange(u32::MAX, stack, Ordering::Relaxed, Ordering::Relaxed)
-            .ok();
-        s.allocs.fetch_add(1, Ordering::Relaxed);
-        s.bytes_allocated.fetch_add(size, Ordering::Relaxed);
-        s.live_blocks.fetch_add(1, Ordering::Relaxed);
-        grow_live(s, size as i64);
-    });
+    if h == own() && realloc_scope() == NONE {
+        own_chain(h, |c| {
+            c.site(stack, size, true);
+            c.alloc(stack, size);
+        });
+    } else {
+        on_alloc_pinned(h, stack, size);
+    }
 }
 
-/// A block owned by scope `h` was freed (on any thread): every active
-/// scope from `h` up loses it. Inside a realloc, the scopes of the
-/// realloc's own chain are accounted by `realloc_done` instead; owners
-/// outside that chain (the block moved to an unrelated scope) see a free.
-pub(crate) fn on_free(h: u32, stack: StackId, size: u64) {
+/// `on_alloc` outside this thread's own chain, or inside a realloc.
+#[cold]
+#[inline(never)]
+fn on_alloc_pinned(h: u32, stack: StackId, size: u64) {
     let r = realloc_scope();
-    for_active(h, |sh, s| {
-        add_site(s, stack, size, false);
-        if in_chain(sh, r) {
-            return;
+    for_active(h, |sh, c| {
+        c.site(stack, size, true);
+        if !in_chain(sh, r) {
+            c.alloc(stack, size);
         }
-        s.deallocs.fetch_add(1, Ordering::Relaxed);
-        s.bytes_freed.fetch_add(size, Ordering::Relaxed);
-        s.live_blocks.fetch_sub(1, Ordering::Relaxed);
-        s.live_bytes.fetch_sub(size as i64, Ordering::Relaxed);
     });
 }
 
 /// A block whose scope handle is `owner` (0: none) was freed on this
-/// thread: each active scope of this thread's chain that does not own it
-/// counts a foreign free. Not inside a realloc: `realloc_done` counts it.
-pub(crate) fn on_foreign_free(owner: u32) {
+/// thread (the thread is busy). Every active scope from `owner` up loses
+/// it; inside a realloc, the scopes of the realloc's own chain are
+/// accounted by `realloc_done` instead, and owners outside that chain (the
+/// block moved to an unrelated scope) see a free. Each active scope of
+/// this thread's chain that does not own it counts a foreign free (not
+/// inside a realloc: `realloc_done` counts it).
+pub(crate) fn on_free(owner: u32, stack: StackId, size: u64) {
+    if owner != NONE && owner == own() && realloc_scope() == NONE {
+        // The innermost scope of this thread's own chain: every scope of
+        // the chain owns the block, none counts a foreign free.
+        own_chain(owner, |c| {
+            c.site(stack, size, false);
+            c.free(size);
+        });
+    } else {
+        on_free_pinned(owner, stack, size);
+    }
+}
+
+/// `on_free` of a block not owned by this thread's own innermost scope,
+/// or inside a realloc.
+#[cold]
+#[inline(never)]
+fn on_free_pinned(owner: u32, stack: StackId, size: u64) {
+    let r = realloc_scope();
+    if owner != NONE {
+        for_active(owner, |sh, c| {
+            c.site(stack, size, false);
+            if !in_chain(sh, r) {
+                c.free(size);
+            }
+        });
+    }
     let cur = current();
-    if cur == NONE || realloc_scope() != NONE {
+    if cur == NONE || r != NONE {
         return;
     }
-    for_active(cur, |sh, s| {
+    for_active(cur, |sh, c| {
         if !in_chain(sh, owner) {
-            s.foreign_frees.fetch_add(1, Ordering::Relaxed);
+            c.add(FOREIGN_FREES, 1);
         }
     });
 }
@@ -594,38 +1135,38 @@ pub(crate) fn realloc_done(ok: bool, old_owner: u32, old_size: u64, new_size: u6
     if !ok {
         return;
     }
-    for_active(current(), |sh, s| {
-        s.reallocs.fetch_add(1, Ordering::Relaxed);
+    // Owner counters are written with plain loads and stores: no signal
+    // handler may charge in between.
+    let _busy = crate::guard::Busy::enter();
+    for_active(current(), |sh, c| {
+        c.add(REALLOCS, 1);
         match (in_chain(sh, old_owner), tracked) {
             (true, true) => {
                 if new_size >= old_size {
-                    s.bytes_allocated
-                        .fetch_add(new_size - old_size, Ordering::Relaxed);
-                    grow_live(s, (new_size - old_size) as i64);
+                    c.add(BYTES_ALLOCATED, new_size - old_size);
+                    c.grow_live(new_size - old_size);
                 } else {
-                    s.bytes_freed
-                        .fetch_add(old_size - new_size, Ordering::Relaxed);
-                    s.live_bytes
-                        .fetch_sub((old_size - new_size) as i64, Ordering::Relaxed);
+                    c.add(BYTES_FREED, old_size - new_size);
+                    c.shrink_live(old_size - new_size);
                 }
             }
             (true, false) => {
                 // The block left the scope's view: its old bytes are gone.
-                s.bytes_freed.fetch_add(old_size, Ordering::Relaxed);
-                s.live_blocks.fetch_sub(1, Ordering::Relaxed);
-                s.live_bytes.fetch_sub(old_size as i64, Ordering::Relaxed);
-                s.dropped.fetch_add(1, Ordering::Relaxed);
+                c.add(BYTES_FREED, old_size);
+                c.sub(LIVE_BLOCKS, 1);
+                c.shrink_live(old_size);
+                c.s.dropped.fetch_add(1, Ordering::Relaxed);
             }
             (false, true) => {
                 // A block the scope did not own: its new incarnation is.
-                s.foreign_frees.fetch_add(1, Ordering::Relaxed);
-                s.bytes_allocated.fetch_add(new_size, Ordering::Relaxed);
-                s.live_blocks.fetch_add(1, Ordering::Relaxed);
-                grow_live(s, new_size as i64);
+                c.add(FOREIGN_FREES, 1);
+                c.add(BYTES_ALLOCATED, new_size);
+                c.add(LIVE_BLOCKS, 1);
+                c.grow_live(new_size);
             }
             (false, false) => {
-                s.foreign_frees.fetch_add(1, Ordering::Relaxed);
-                s.dropped.fetch_add(1, Ordering::Relaxed);
+                c.add(FOREIGN_FREES, 1);
+                c.s.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     });
@@ -639,21 +1180,25 @@ pub(crate) struct Snapshot {
     pub(crate) dropped: u64,
 }
 
-/// Reads scope `h` (allocates: the caller is busy).
+/// Reads scope `h` (allocates: the caller is busy). Called on the scope's
+/// owner thread, which alone writes the `own` counters.
 pub(crate) fn snapshot(h: u32) -> Option<Snapshot> {
     let s = slot_of(h)?;
-    let u = |a: &AtomicU64| a.load(Ordering::Relaxed) as i64;
-    let i = |a: &AtomicI64| a.load(Ordering::Relaxed);
+    let u = |i: usize| {
+        s.own.0[i]
+            .load(Ordering::Relaxed)
+            .wrapping_add(s.remote.0[i].load(Ordering::Relaxed)) as i64
+    };
     let counts = [
-        u(&s.allocs),
-        u(&s.reallocs),
-        u(&s.deallocs),
-        u(&s.bytes_allocated),
-        u(&s.bytes_freed),
-        i(&s.live_blocks),
-        i(&s.live_bytes),
-        i(&s.peak_bytes),
-        u(&s.foreign_frees),
+        u(ALLOCS),
+        u(REALLOCS),
+        u(DEALLOCS),
+        u(BYTES_ALLOCATED),
+        u(BYTES_FREED),
+        u(LIVE_BLOCKS),
+        s.live.live(),
+        s.live.peak(),
+        u(FOREIGN_FREES),
         0,
     ];
     let first = s.first_stack.load(Ordering::Relaxed);
@@ -664,20 +1209,21 @@ pub(crate) fn snapshot(h: u32) -> Option<Snapshot> {
         let _g = s.lock.lock();
         let table = s.sites.load(Ordering::Relaxed);
         if !table.is_null() {
-            // SAFETY: we hold the slot lock; the table has SITES entries.
+            // SAFETY: the table has SITES entries, zeroed or written as
+            // `Site`s, and is never freed.
             let all = unsafe { core::slice::from_raw_parts(table, SITES) };
-            sites.extend(
-                all.iter()
-                    .filter(|e| e.size != 0)
-                    .map(|e| (e.stack, e.size, e.allocs, e.frees)),
-            );
+            sites.extend(all.iter().filter_map(|e| {
+                let size = e.size.load(Ordering::Acquire);
+                let (allocs, frees) = e.counts();
+                (size != 0).then(|| (e.stack.load(Ordering::Relaxed), size, allocs, frees))
+            }));
         }
     }
     Some(Snapshot {
         counts,
         first_stack: (first != u32::MAX).then_some(first),
         sites,
-        dropped: u(&s.dropped) as u64,
+        dropped: s.dropped.load(Ordering::Relaxed),
     })
 }
 

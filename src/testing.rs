@@ -201,8 +201,10 @@ fn can_record() -> Result<(), CannotRecord> {
     Ok(())
 }
 
-/// A running scope; ends it when dropped (also on panic).
-struct Active(u32);
+/// A running scope; ends it when dropped (also on panic). Not `Send`: a
+/// scope ends on the thread that began it, which alone writes its owner
+/// counters and charges it without pins (see `scope`).
+struct Active(u32, std::marker::PhantomData<*const ()>);
 
 impl Active {
     /// Begins a scope for the helper `what`; panics, saying why, when the
@@ -212,7 +214,7 @@ impl Active {
             panic!("{}", why.message(what));
         }
         match scope::begin() {
-            Some(h) => Active(h),
+            Some(h) => Active(h, std::marker::PhantomData),
             None => panic!(
                 "memprof: more than {} measurement scopes at once",
                 scope::SLOTS
@@ -353,7 +355,7 @@ impl ScopeHandle {
     /// Runs `f` on this thread as part of the scope. Once the scope has
     /// ended, `f` just runs.
     pub fn attach<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Leave(u32);
+        struct Leave(scope::Prev);
         impl Drop for Leave {
             fn drop(&mut self) {
                 scope::leave(self.0);

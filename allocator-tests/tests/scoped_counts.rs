@@ -12,9 +12,11 @@ fn realloc_sequence_matches_the_documented_example() {
         let l = Layout::from_size_align(100, 8).unwrap();
         // SAFETY: valid layouts; the block is freed with its final size.
         unsafe {
-            let p = alloc(l);
-            let p = realloc(p, l, 1000);
-            let p = realloc(p, Layout::from_size_align(1000, 8).unwrap(), 50);
+            // `black_box`: otherwise LLVM may remove the whole sequence
+            // (it does in today's release builds).
+            let p = std::hint::black_box(alloc(l));
+            let p = std::hint::black_box(realloc(p, l, 1000));
+            let p = std::hint::black_box(realloc(p, Layout::from_size_align(1000, 8).unwrap(), 50));
             dealloc(p, Layout::from_size_align(50, 8).unwrap());
         }
     });
