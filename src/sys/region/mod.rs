@@ -140,8 +140,23 @@ fn alloc_small(c: usize) -> Option<Block> {
             zeroed: false,
         });
     }
-    // Or take a fresh slot.
-    let slot = small::fresh(c)?;
+    // Or take a run of fresh slots: one to return, the rest to this
+    // thread's cache (one slot when its locals are gone).
+    let want = cache::with(c, |_| cache::cap(c).div_ceil(2)).unwrap_or(1);
+    let (slot, n) = small::fresh(c, want)?;
+    if n > 1 {
+        let links = small::committed_links(c);
+        let kept = cache::with(c, |cache| {
+            (slot + 1..slot + n)
+                .rev()
+                .try_for_each(|s| cache.push(shared, &links, s, cache::cap(c)))
+        });
+        match kept {
+            Some(Ok(())) => cache::register(),
+            Some(Err(freelist::Corrupt)) => corrupt(c),
+            None => (slot + 1..slot + n).for_each(|s| small::push_shared(c, s, s)),
+        }
+    }
     Some(Block {
         ptr: small::slot_ptr(c, slot),
         meta: small::meta(c, slot),

@@ -5,8 +5,8 @@
 //! Invariants (checked by `validate`):
 //! - `committed <= nslots`, and `committed` only grows; the slots below it
 //!   and their metadata are readable and writable;
-//! - `bump` hands out each slot below `nslots` once (it may run past
-//!   `nslots`: those `fetch_add`s failed and handed out nothing);
+//! - `bump` hands out each slot below `nslots` once, in runs (it may run
+//!   past `nslots`: those `fetch_add`s handed out only the slots below);
 //! - a slot below `min(bump, nslots)` is free on exactly one list (this
 //!   class's shared list or one thread's cache) xor handed out; its
 //!   `BlockMeta` holds the link while free and the record id while out.
@@ -95,20 +95,27 @@ pub(super) fn slot_at(c: usize, p: *mut u8) -> Option<usize> {
     ok.then_some(slot)
 }
 
-/// A never-used slot of class `c` (reads as zero), or `None` when the zone
-/// is full or cannot be committed.
-pub(super) fn fresh(c: usize) -> Option<usize> {
+/// A run of up to `n` never-used slots of class `c` (they read as zero):
+/// `(first, count)`, or `None` when the zone is full or cannot be
+/// committed. A run, not one slot: slots handed out one at a time to two
+/// threads at once interleave, so their metadata (24 B a slot) and small
+/// blocks share cache lines that both threads then write on every alloc
+/// and free.
+pub(super) fn fresh(c: usize, n: usize) -> Option<(usize, usize)> {
     let class = &CLASSES[c];
-    let slot = class.bump.fetch_add(1, Ordering::Relaxed);
-    if slot >= nslots(c) {
+    let first = class.bump.fetch_add(n, Ordering::Relaxed);
+    let total = nslots(c);
+    if first >= total {
         return None;
     }
-    if slot >= class.committed.load(Ordering::Acquire) && !commit(c, slot) {
-        // The slot is lost to this zone (counted nowhere); the OS refused
+    let count = n.min(total - first);
+    let last = first + count - 1;
+    if last >= class.committed.load(Ordering::Acquire) && !commit(c, last) {
+        // The run is lost to this zone (counted nowhere); the OS refused
         // memory, so the caller's fall back to the inner allocator is right.
         return None;
     }
-    Some(slot)
+    Some((first, count))
 }
 
 #[cold]
