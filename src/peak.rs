@@ -29,13 +29,13 @@
 //! by every sample and free, and exceeds in-use by at most `2 × CHUNK`
 //! per slot in use.
 //!
-//! //! ## The peak
+//! ## The peak
 //!
 //! The peak profile is a copy of every record's counters (`records::
 //! capture_peak`) taken at the highest in-use so far. In-use reaches a
 //! local maximum just before a free, so the check runs on the sample free
 //! path, *before* the free is applied: if in-use is at its high since the
-//! last capture (`INUSE >= HIGH`) and above the captured peak by more than
+//! last capture (`in-use >= HIGH`) and above the captured peak by more than
 //! the hysteresis, the copy is taken then. A heap that only grows is
 //! captured once, at its first free (or when `peak_profile` is called at
 //! the high), with its exact live set.
@@ -50,14 +50,18 @@
 //!
 //! Which values are exact: a capture can only happen at `in-use > RISE`
 //! (`RISE` = captured + hysteresis), and `BOUND >= in-use`, so a sample or
-//! a free with `BOUND <= RISE` skips the peak check and leaves `HIGH`
+//! a free that reads `BOUND <= RISE` skips the peak check and leaves `HIGH`
 //! alone: `HIGH` is the highest in-use seen since the last capture *among
 //! those above `RISE`*, and for any in-use above `RISE`, "at or above
-//! `HIGH`" means the same as before. Above `BOUND > RISE` every sample and
-//! free sums the slots, exactly as precise as the one counter was when no
-//! other thread was mid-sample; under concurrent samples the sum, read
+//! `HIGH`" means the same as before. So the peak is exactly what one
+//! counter gave, with no new error bound: above `BOUND > RISE` every
+//! sample and free sums the slots, exact when no other thread is
+//! mid-sample (as the one counter was); under concurrent samples the sum, read
 //! slot by slot, may mix moments by what the other threads do during it
-//! (a few samples), where one counter gave one instant's value.
+//! (a few samples), where one counter gave one instant's value. A thread
+//! that reads a stale `BOUND` just below `RISE` while another thread's
+//! sample raises it may skip one check, as a stale read of the one
+//! counter could.
 //!
 //! Thread safety: the slots, `BOUND` and `HIGH` are atomics; a capture holds
 //! `CAPTURE`. A free at a new high waits for it when another thread holds
@@ -438,14 +442,15 @@ mod tests {
             let before = bound.get();
             // Grows for the first half, then a level churn, then frees.
             let grow = if i < 50_000 {
-                x % 3 != 0
+                !x.is_multiple_of(3)
             } else if i < 150_000 {
-                x % 2 == 0
+                x.is_multiple_of(2)
             } else {
                 false
             };
             if grow || live.is_empty() {
-                let b = 16 + (x >> 8) as i64 % 241 + if x % 997 == 0 { 1 << 20 } else { 0 };
+                let b =
+                    16 + (x >> 8) as i64 % 241 + if x.is_multiple_of(997) { 1 << 20 } else { 0 };
                 add(&slot, &bound, b);
                 live.push(b);
             } else {
