@@ -32,7 +32,7 @@
 use super::class::{class_size, NCLASSES};
 use super::freelist::{pop_chain, push_chain, Corrupt, Head, Link, Links};
 use core::cell::Cell;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// Most bytes of one class a thread keeps.
 const CLASS_BYTES: usize = 16 * 1024;
@@ -165,6 +165,8 @@ impl Cache {
 
 thread_local! {
     static CACHES: [Cache; NCLASSES] = const { [const { Cache::new() }; NCLASSES] };
+    /// This thread's home (`small::HOMES`) plus one; 0 until first asked.
+    static HOME: Cell<usize> = const { Cell::new(0) };
     /// This thread has set its exit-time key (see `register`).
     static REGISTERED: Cell<bool> = const { Cell::new(false) };
 }
@@ -173,6 +175,26 @@ thread_local! {
 /// locals are gone.
 pub(super) fn with<R>(c: usize, f: impl FnOnce(&Cache) -> R) -> Option<R> {
     CACHES.try_with(|caches| f(&caches[c])).ok()
+}
+
+/// Threads given a home so far.
+static HOMED: AtomicUsize = AtomicUsize::new(0);
+
+/// This thread's home: which of a class's shared lists it gives slots
+/// back to and refills from first (handed out in thread order; 0 once
+/// its locals are gone).
+#[inline]
+pub(super) fn home() -> usize {
+    HOME.try_with(|h| {
+        let v = h.get();
+        if v != 0 {
+            return v - 1;
+        }
+        let v = HOMED.fetch_add(1, Ordering::Relaxed);
+        h.set(v + 1);
+        v
+    })
+    .unwrap_or(0)
 }
 
 /// Makes sure this thread's caches are emptied when it exits.

@@ -112,10 +112,19 @@ pub(crate) fn alloc(size: usize, align: usize) -> Option<Block> {
 
 fn alloc_small(c: usize) -> Option<Block> {
     let links = small::committed_links(c);
-    let shared = small::shared_list(c);
-    // This thread's cache, else a batch from the shared list.
+    let home = cache::home();
+    // This thread's cache, else a batch from its home's shared list, else
+    // from the other homes' (`small::HOMES`).
     let cached = cache::with(c, |cache| match cache.pop(&links) {
-        Ok(None) => cache.refill(shared, &links, cache::cap(c)),
+        Ok(None) => {
+            for h in home..home + small::HOMES {
+                match cache.refill(small::shared_list(c, h), &links, cache::cap(c)) {
+                    Ok(None) => continue,
+                    got => return got,
+                }
+            }
+            Ok(None)
+        }
         other => other.map(|slot| slot.map(|s| (s, true))),
     });
     let reused = match cached {
@@ -127,11 +136,13 @@ fn alloc_small(c: usize) -> Option<Block> {
         }
         Some(Ok(None)) => None,
         Some(Err(freelist::Corrupt)) => corrupt(c),
-        // No thread-locals any more: one slot straight from the shared list.
-        None => match freelist::pop_chain(shared, &links, 1) {
-            Ok(got) => got.map(|(slot, _, _)| slot),
-            Err(freelist::Corrupt) => corrupt(c),
-        },
+        // No thread-locals any more: one slot straight from a shared list.
+        None => (0..small::HOMES).find_map(|h| {
+            match freelist::pop_chain(small::shared_list(c, h), &links, 1) {
+                Ok(got) => got.map(|(slot, _, _)| slot),
+                Err(freelist::Corrupt) => corrupt(c),
+            }
+        }),
     };
     if let Some(slot) = reused {
         return Some(Block {
@@ -140,8 +151,24 @@ fn alloc_small(c: usize) -> Option<Block> {
             zeroed: false,
         });
     }
-    // Or take a fresh slot.
-    let slot = small::fresh(c)?;
+    // Or take a run of fresh slots: one to return, the rest to this
+    // thread's cache (one slot when its locals are gone).
+    let want = cache::with(c, |_| cache::cap(c).div_ceil(2)).unwrap_or(1);
+    let (slot, n) = small::fresh(c, want)?;
+    if n > 1 {
+        let links = small::committed_links(c);
+        let shared = small::shared_list(c, home);
+        let kept = cache::with(c, |cache| {
+            (slot + 1..slot + n)
+                .rev()
+                .try_for_each(|s| cache.push(shared, &links, s, cache::cap(c)))
+        });
+        match kept {
+            Some(Ok(())) => cache::register(),
+            Some(Err(freelist::Corrupt)) => corrupt(c),
+            None => (slot + 1..slot + n).for_each(|s| small::push_shared(c, home, s, s)),
+        }
+    }
     Some(Block {
         ptr: small::slot_ptr(c, slot),
         meta: small::meta(c, slot),
@@ -272,11 +299,12 @@ pub(crate) unsafe fn free_found(found: Found) {
         Place::Small(c, slot) => {
             small::meta(c, slot).mark_free();
             let links = small::committed_links(c);
-            let shared = small::shared_list(c);
+            let home = cache::home();
+            let shared = small::shared_list(c, home);
             match cache::with(c, |cache| cache.push(shared, &links, slot, cache::cap(c))) {
                 Some(Ok(())) => cache::register(),
                 Some(Err(freelist::Corrupt)) => corrupt(c),
-                None => small::push_shared(c, slot, slot),
+                None => small::push_shared(c, home, slot, slot),
             }
         }
     }
@@ -342,7 +370,10 @@ fn flush_cache(c: usize, cache: &cache::Cache) {
             os::abort_with(&[b"memprof: thread cache invariant broken: ", e.as_bytes()]);
         }
     }
-    if cache.flush(small::shared_list(c), &links).is_err() {
+    if cache
+        .flush(small::shared_list(c, cache::home()), &links)
+        .is_err()
+    {
         corrupt(c);
     }
 }
