@@ -39,8 +39,25 @@ const CLASS_BYTES: usize = 16 * 1024;
 /// Most slots of one class a thread keeps.
 const MAX_LEN: usize = 64;
 
-/// Most slots of class `c` a thread keeps.
+/// Most slots of class `c` a thread keeps: one load (a division by the
+/// class size was on every sampled alloc and free).
+#[inline]
 pub(super) const fn cap(c: usize) -> usize {
+    CAPS[c] as usize
+}
+
+/// `cap` of every class.
+const CAPS: [u8; NCLASSES] = {
+    let mut t = [0; NCLASSES];
+    let mut c = 0;
+    while c < NCLASSES {
+        t[c] = cap_of(c) as u8;
+        c += 1;
+    }
+    t
+};
+
+const fn cap_of(c: usize) -> usize {
     let n = CLASS_BYTES / class_size(c);
     if n < 1 {
         1
