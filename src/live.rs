@@ -40,14 +40,7 @@ pub(crate) fn alloc_sampled(layout: Layout, sample: Sample, zeroed: bool) -> *mu
     deferred::drain();
     let mut cap = Captured::new();
     stack::capture(&mut cap);
-    let Some((stack, rec)) =
-        stacks::intern(cap.as_slice(), cap.truncated, cap.hash).and_then(|s| {
-            Some((
-                s,
-                records::intern(s, layout.size() as u64, labels::current())?,
-            ))
-        })
-    else {
+    let Some((rec, record)) = record_of(&cap, layout.size() as u64) else {
         records::note_dropped();
         return ptr::null_mut();
     };
@@ -62,12 +55,27 @@ pub(crate) fn alloc_sampled(layout: Layout, sample: Sample, zeroed: bool) -> *mu
     block
         .meta
         .set(rec, sample.weight, sample.scope, os::coarse_nanos());
-    records::on_alloc(rec, sample.weight);
+    records::count_alloc(record, sample.weight);
     peak::on_alloc(sample.weight, layout.size() as u64);
     if sample.scope != 0 {
-        scope::on_alloc(sample.scope, stack, layout.size() as u64);
+        scope::on_alloc(sample.scope, record.stack, layout.size() as u64);
     }
     block.ptr
+}
+
+/// The record of a sample of `size` bytes at the captured stack, under
+/// this thread's labels, added if new. A site seen before is found by the
+/// stack's full hash in one lookup of the record table; only a new one
+/// looks up (or adds) its stack. `None` when a table is full.
+#[inline]
+fn record_of(cap: &Captured, size: u64) -> Option<(records::RecordId, &'static records::Record)> {
+    let h64 = stacks::finish(cap.hash, cap.len, cap.truncated);
+    let labels = labels::current();
+    if let Some(found) = records::find(h64, size, labels) {
+        return Some(found);
+    }
+    let stack = stacks::intern_hashed(cap.as_slice(), cap.truncated, h64)?;
+    records::intern(stack, h64, size, labels)
 }
 
 /// Records the free of a sampled block and returns it to the region.
@@ -98,9 +106,10 @@ unsafe fn free_now(p: *mut u8) {
     unsafe {
         let found = region::find(p);
         let meta = found.meta();
-        peak::on_free(meta.weight(), records::stack_and_size(meta.record()).1);
-        records::on_free(meta.record(), meta.weight());
-        charge_free(meta);
+        let (weight, rec) = (meta.weight(), records::get(meta.record()));
+        peak::on_free(weight, rec.size);
+        records::count_free(rec, weight);
+        charge_free(meta.scope(), rec);
         region::free_found(found);
     }
 }
@@ -166,11 +175,10 @@ mod deferred {
 /// that scope's active ancestors), and counts it as foreign in each active
 /// scope of this thread's chain that does not own it. Inside a realloc in
 /// a scope, `scope::realloc_done` accounts the realloc's own chain.
-fn charge_free(meta: &region::BlockMeta) {
-    let owner = meta.scope();
+#[inline]
+fn charge_free(owner: u32, rec: &records::Record) {
     if owner != 0 {
-        let (stack, size) = records::stack_and_size(meta.record());
-        scope::on_free(owner, stack, size);
+        scope::on_free(owner, rec.stack, rec.size);
     }
     scope::on_foreign_free(owner);
 }
@@ -194,21 +202,20 @@ pub(crate) unsafe fn resample_in_place(
     let _busy = Busy::enter();
     let mut cap = Captured::new();
     stack::capture(&mut cap);
-    let Some((stack, rec)) = stacks::intern(cap.as_slice(), cap.truncated, cap.hash)
-        .and_then(|s| Some((s, records::intern(s, new_size as u64, labels::current())?)))
-    else {
+    let Some((rec, record)) = record_of(&cap, new_size as u64) else {
         return false;
     };
     // SAFETY: as above.
     let meta = unsafe { region::meta_of(p) };
-    peak::on_free(meta.weight(), records::stack_and_size(meta.record()).1);
-    records::on_free(meta.record(), meta.weight());
-    charge_free(meta);
+    let (weight, old) = (meta.weight(), records::get(meta.record()));
+    peak::on_free(weight, old.size);
+    records::count_free(old, weight);
+    charge_free(meta.scope(), old);
     meta.set(rec, sample.weight, sample.scope, os::coarse_nanos());
-    records::on_alloc(rec, sample.weight);
+    records::count_alloc(record, sample.weight);
     peak::on_alloc(sample.weight, new_size as u64);
     if sample.scope != 0 {
-        scope::on_alloc(sample.scope, stack, new_size as u64);
+        scope::on_alloc(sample.scope, record.stack, new_size as u64);
     }
     true
 }

@@ -97,6 +97,21 @@ impl<T, const CHUNKS: usize, A: Chunks> Table<T, CHUNKS, A> {
         self.index.lookup(hash, |id| eq(self.get(id)))
     }
 
+    /// `find`, with the entry found.
+    #[inline]
+    pub(crate) fn find_entry(&self, hash: u32, eq: impl Fn(&T) -> bool) -> Option<(u32, &T)> {
+        let mut found = None;
+        let id = self.index.lookup(hash, |id| {
+            let e = self.get(id);
+            let hit = eq(e);
+            if hit {
+                found = Some(e);
+            }
+            hit
+        })?;
+        found.map(|e| (id, e))
+    }
+
     /// The id of the entry with hash `hash` for which `eq` holds, adding
     /// `make()` if there is none. `None` when the table, the arena or
     /// `make` gives out (the caller counts a dropped sample).

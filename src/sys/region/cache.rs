@@ -99,6 +99,7 @@ impl Cache {
     }
 
     /// A slot from the cache.
+    #[inline]
     pub(super) fn pop<S: Links>(&self, links: &S) -> Result<Option<usize>, Corrupt> {
         let v = self.v.get();
         let head = v as u32;
@@ -134,6 +135,7 @@ impl Cache {
 
     /// Puts `slot` in the cache, giving slots back to the shared list when
     /// it grows past `cap`.
+    #[inline]
     pub(super) fn push<H: Head, S: Links>(
         &self,
         shared: &H,
@@ -165,6 +167,8 @@ impl Cache {
 
     /// Moves the first `n` slots (the cache holds at least `n`) to the
     /// shared list.
+    #[cold]
+    #[inline(never)]
     fn give_back<H: Head, S: Links>(&self, shared: &H, links: &S, n: usize) -> Result<(), Corrupt> {
         let v = self.v.get();
         let first = (v as u32 - 1) as usize;
@@ -188,6 +192,7 @@ thread_local! {
 
 /// Runs `f` on this thread's cache of class `c`; `None` once the thread's
 /// locals are gone.
+#[inline]
 pub(super) fn with<R>(c: usize, f: impl FnOnce(&Cache) -> R) -> Option<R> {
     CACHES.try_with(|caches| f(&caches[c])).ok()
 }

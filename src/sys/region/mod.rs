@@ -110,7 +110,30 @@ pub(crate) fn alloc(size: usize, align: usize) -> Option<Block> {
     }
 }
 
+/// A slot of class `c`: from this thread's cache when it has one (the
+/// common case, inlined), else `alloc_small_slow`.
+#[inline]
 fn alloc_small(c: usize) -> Option<Block> {
+    let links = small::committed_links(c);
+    match cache::with(c, |cache| cache.pop(&links)) {
+        Some(Ok(Some(slot))) => {
+            return Some(Block {
+                ptr: small::slot_ptr(c, slot),
+                meta: small::meta(c, slot),
+                zeroed: false,
+            })
+        }
+        Some(Err(freelist::Corrupt)) => corrupt(c),
+        Some(Ok(None)) | None => {}
+    }
+    alloc_small_slow(c)
+}
+
+/// This thread's cache of class `c` is empty (or its locals are gone):
+/// a batch from the shared list, or a fresh slot.
+#[cold]
+#[inline(never)]
+fn alloc_small_slow(c: usize) -> Option<Block> {
     let links = small::committed_links(c);
     let shared = small::shared_list(c);
     // This thread's cache, else a batch from the shared list.
@@ -273,7 +296,8 @@ pub(crate) unsafe fn free_found(found: Found) {
             small::meta(c, slot).mark_free();
             let links = small::committed_links(c);
             let shared = small::shared_list(c);
-            match cache::with(c, |cache| cache.push(shared, &links, slot, cache::cap(c))) {
+            let cap = cache::cap(c);
+            match cache::with(c, |cache| cache.push(shared, &links, slot, cap)) {
                 Some(Ok(())) => cache::register(),
                 Some(Err(freelist::Corrupt)) => corrupt(c),
                 None => small::push_shared(c, slot, slot),
