@@ -67,13 +67,26 @@ pub(crate) fn alloc_sampled(layout: Layout, sample: Sample, zeroed: bool) -> *mu
 /// this thread's labels, added if new. A site seen before is found by the
 /// stack's full hash in one lookup of the record table; only a new one
 /// looks up (or adds) its stack. `None` when a table is full.
-#[inline]
+#[inline(always)]
 fn record_of(cap: &Captured, size: u64) -> Option<(records::RecordId, &'static records::Record)> {
     let h64 = stacks::finish(cap.hash, cap.len, cap.truncated);
     let labels = labels::current();
     if let Some(found) = records::find(h64, size, labels) {
         return Some(found);
     }
+    new_record(cap, h64, size, labels)
+}
+
+/// `record_of` for a site not seen before (or one being added by another
+/// thread): out of line, so that the lookup does not pay for it.
+#[cold]
+#[inline(never)]
+fn new_record(
+    cap: &Captured,
+    h64: u64,
+    size: u64,
+    labels: crate::labels::LabelSetId,
+) -> Option<(records::RecordId, &'static records::Record)> {
     let stack = stacks::intern_hashed(cap.as_slice(), cap.truncated, h64)?;
     records::intern(stack, h64, size, labels)
 }
@@ -100,6 +113,7 @@ pub(crate) unsafe fn free_sampled(p: *mut u8) {
 ///
 /// # Safety
 /// As for `free_sampled`.
+#[inline]
 unsafe fn free_now(p: *mut u8) {
     // SAFETY: the caller guarantees `p` is a live region block; `meta_of`
     // aborts with a message if it is not (a double free).

@@ -197,6 +197,32 @@ pub(super) fn with<R>(c: usize, f: impl FnOnce(&Cache) -> R) -> Option<R> {
     CACHES.try_with(|caches| f(&caches[c])).ok()
 }
 
+/// Puts `slot` (of class `c`, just freed; `meta` its metadata) in this
+/// thread's cache if it has room: the common case of a free, inlined.
+/// `false` when the cache is full or the thread's locals are gone; the
+/// caller then uses `Cache::push` or the shared list.
+#[inline]
+pub(super) fn push_local(c: usize, slot: usize, meta: &super::BlockMeta) -> bool {
+    let pushed = CACHES
+        .try_with(|caches| {
+            let cache = &caches[c];
+            let v = cache.v.get();
+            let len = cache.len() + 1;
+            if len > cap(c) {
+                return false;
+            }
+            // Release, as in `push`: the word held the block's record id.
+            meta.record_or_link.store(v as u32, Ordering::Release);
+            cache.set(len, slot as u32 + 1);
+            true
+        })
+        .unwrap_or(false);
+    if pushed {
+        register();
+    }
+    pushed
+}
+
 /// Makes sure this thread's caches are emptied when it exits.
 #[inline]
 pub(super) fn register() {

@@ -191,6 +191,7 @@ enum Place {
 /// Finds the block at `p`, aborting with a clear message if `p` is not a
 /// live block memprof handed out (inside the range, so no other allocator
 /// could have served it).
+#[inline]
 fn place(p: *mut u8) -> Place {
     let z = layout::zone_of(p);
     if z < NCLASSES {
@@ -285,6 +286,7 @@ pub(crate) unsafe fn free(p: *mut u8) {
 /// # Safety
 /// The block is still live (no other free of it since `find`), and its
 /// pointer is not used after this.
+#[inline]
 pub(crate) unsafe fn free_found(found: Found) {
     match found.0 {
         Place::Large(h) => {
@@ -293,16 +295,27 @@ pub(crate) unsafe fn free_found(found: Found) {
             debug_validate();
         }
         Place::Small(c, slot) => {
-            small::meta(c, slot).mark_free();
-            let links = small::committed_links(c);
-            let shared = small::shared_list(c);
-            let cap = cache::cap(c);
-            match cache::with(c, |cache| cache.push(shared, &links, slot, cap)) {
-                Some(Ok(())) => cache::register(),
-                Some(Err(freelist::Corrupt)) => corrupt(c),
-                None => small::push_shared(c, slot, slot),
+            let meta = small::meta(c, slot);
+            meta.mark_free();
+            if !cache::push_local(c, slot, meta) {
+                free_small_slow(c, slot);
             }
         }
+    }
+}
+
+/// `free_found` of a small slot when this thread's cache is full (it gives
+/// half back) or its locals are gone.
+#[cold]
+#[inline(never)]
+fn free_small_slow(c: usize, slot: usize) {
+    let links = small::committed_links(c);
+    let shared = small::shared_list(c);
+    let cap = cache::cap(c);
+    match cache::with(c, |cache| cache.push(shared, &links, slot, cap)) {
+        Some(Ok(())) => cache::register(),
+        Some(Err(freelist::Corrupt)) => corrupt(c),
+        None => small::push_shared(c, slot, slot),
     }
 }
 
