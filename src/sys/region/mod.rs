@@ -100,6 +100,7 @@ pub(crate) struct Block {
 
 /// A block of `size` bytes aligned to `align`, or `None` when the region is
 /// unavailable or full (the caller falls back to the inner allocator).
+#[inline]
 pub(crate) fn alloc(size: usize, align: usize) -> Option<Block> {
     if !ensure_init() {
         return None;
@@ -191,7 +192,7 @@ enum Place {
 /// Finds the block at `p`, aborting with a clear message if `p` is not a
 /// live block memprof handed out (inside the range, so no other allocator
 /// could have served it).
-#[inline]
+#[inline(always)]
 fn place(p: *mut u8) -> Place {
     let z = layout::zone_of(p);
     if z < NCLASSES {
