@@ -385,14 +385,13 @@ fn counts(id: RecordId, r: &Record, [allocs, frees, alloc_extra, free_extra]: [u
 /// Copies every record's counters into its peak copy. The caller holds
 /// the peak capture lock (`peak.rs`), so captures never interleave.
 pub(crate) fn capture_peak() {
-    let n = TABLE.len() as u32;
-    for id in 0..n {
-        let r = get(id);
+    let n = TABLE.len();
+    TABLE.for_each_below(n, |r| {
         for (slot, v) in r.peak.iter().zip(read(r)) {
             slot.store(v, Ordering::Relaxed);
         }
-    }
-    PEAK_LEN.store(n, Ordering::Release);
+    });
+    PEAK_LEN.store(n as u32, Ordering::Release);
 }
 
 /// Reads every record's peak copy (records made after the capture are

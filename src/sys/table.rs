@@ -83,6 +83,26 @@ impl<T, const CHUNKS: usize, A: Chunks> Table<T, CHUNKS, A> {
         unsafe { &*chunk.add(id as usize % A::CHUNK) }
     }
 
+    /// Calls `f` on entries `0..n` in order (`n` at most `len()` as read
+    /// by the caller), a chunk at a time: one directory load per 4096
+    /// entries instead of one per entry (a peak capture reads every
+    /// record).
+    #[inline]
+    pub(crate) fn for_each_below(&self, n: usize, mut f: impl FnMut(&T)) {
+        let mut start = 0;
+        while start < n {
+            let chunk = self.dir[start / A::CHUNK].load(Ordering::Acquire);
+            let len = (n - start).min(A::CHUNK);
+            // SAFETY: entries below `n <= len()` were published (`len`
+            // acquire by the caller, or this chunk's pointer) after their
+            // chunk pointer and contents were written; chunks hold
+            // `CHUNK` entries and are never freed.
+            let entries = unsafe { core::slice::from_raw_parts(chunk, len) };
+            entries.iter().for_each(&mut f);
+            start += len;
+        }
+    }
+
     /// Number of entries so far.
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Acquire) as usize
