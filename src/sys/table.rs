@@ -190,7 +190,8 @@ impl<T, const CHUNKS: usize, A: Chunks> Table<T, CHUNKS, A> {
 /// entries (the second goes into the published index array, the third
 /// doubles it, retiring the first array, and publishes a chunk) while
 /// another finds them (a find may miss, never find a wrong id) and reads
-/// every entry below `len()`.
+/// every entry below `len()`, by id and a chunk at a time
+/// (`for_each_below`).
 /// Each entry's payload is a loom `UnsafeCell` written by `make`, so loom
 /// checks that every reader of an id sees its whole entry. The lock stays
 /// the allocator's spin lock: only the interning thread takes it.
@@ -290,6 +291,14 @@ mod loom_model {
                     for id in 0..t.len() as u32 {
                         check(&t, id, id);
                     }
+                    // And a chunk at a time, as a peak capture reads.
+                    let mut key = 0;
+                    t.for_each_below(t.len(), |e| {
+                        assert_eq!(e.key, key);
+                        // SAFETY: as in `check`.
+                        assert_eq!(e.payload.with(|p| unsafe { *p }), payload_of(key));
+                        key += 1;
+                    });
                 })
             };
             for key in 1..3 {
