@@ -227,6 +227,7 @@ pub(crate) struct Found(Place);
 
 impl Found {
     /// The block's metadata.
+    #[inline]
     pub(crate) fn meta(&self) -> &'static BlockMeta {
         match self.0 {
             Place::Small(c, slot) => small::meta(c, slot),
@@ -240,6 +241,7 @@ impl Found {
 ///
 /// # Safety
 /// `contains(p)`.
+#[inline]
 pub(crate) unsafe fn find(p: *mut u8) -> Found {
     Found(place(p))
 }
