@@ -11,8 +11,10 @@
 //! A record also keeps its stack's full 64-bit hash (`stacks::finish`), and
 //! is found by (stack hash, size, labels): a sample at a site seen before
 //! needs one lookup here and none in the stack table (`live::record_of`).
-//! Stack ids and stack hashes are one to one (the stack table identifies a
-//! stack by its hash), so the key is the same as (stack, size, labels).
+//! The stack table identifies a stack by its hash (with its length and
+//! truncation mark, which the hash folds in), so the key is (stack, size,
+//! labels) up to the hash collisions the stack table already accepts
+//! (~n²/2^65 for n stacks).
 //!
 //! Thread safety: lookups are lock-free; adding a record locks (`sys::table`).
 //! Counters are atomics updated on the slow path only.
