@@ -40,19 +40,16 @@ pub(crate) fn alloc_sampled(layout: Layout, sample: Sample, zeroed: bool) -> *mu
     deferred::drain();
     let mut cap = Captured::new();
     stack::capture(&mut cap);
-    let Some(stack) = stacks::intern(cap.as_slice(), cap.truncated, cap.hash) else {
-        records::note_dropped();
-        return ptr::null_mut();
-    };
     let (size, labels) = (layout.size() as u64, labels::current());
-    // The record's index slot is cold (sampled allocations are far apart):
-    // it loads while the region serves the block.
-    records::prefetch(stack, size, labels);
+    let h64 = stacks::finish(cap.hash, cap.len, cap.truncated);
+    // The record's index slot is cold when sampled allocations are far
+    // apart (the default rate): it loads while the region serves the block.
+    records::prefetch(h64, size, labels);
     let Some(block) = region::alloc(layout.size(), layout.align()) else {
         records::note_dropped();
         return ptr::null_mut();
     };
-    let Some(rec) = records::intern(stack, size, labels) else {
+    let Some((rec, record)) = record_of(&cap, h64, size, labels) else {
         // SAFETY: served just above, never marked live nor handed out.
         unsafe { region::unalloc(block.ptr) };
         records::note_dropped();
@@ -65,12 +62,43 @@ pub(crate) fn alloc_sampled(layout: Layout, sample: Sample, zeroed: bool) -> *mu
     block
         .meta
         .set(rec, sample.weight, sample.scope, os::coarse_nanos());
-    records::on_alloc(rec, sample.weight);
+    records::count_alloc(record, sample.weight);
     peak::on_alloc(sample.weight, layout.size() as u64);
     if sample.scope != 0 {
-        scope::on_alloc(sample.scope, stack, layout.size() as u64);
+        scope::on_alloc(sample.scope, record.stack, layout.size() as u64);
     }
     block.ptr
+}
+
+/// The record of a sample of `size` bytes at the captured stack (of full
+/// hash `h64`), under `labels`, added if new. A site seen before is found by the
+/// stack's full hash in one lookup of the record table; only a new one
+/// looks up (or adds) its stack. `None` when a table is full.
+#[inline(always)]
+fn record_of(
+    cap: &Captured,
+    h64: u64,
+    size: u64,
+    labels: crate::labels::LabelSetId,
+) -> Option<(records::RecordId, &'static records::Record)> {
+    if let Some(found) = records::find(h64, size, labels) {
+        return Some(found);
+    }
+    new_record(cap, h64, size, labels)
+}
+
+/// `record_of` for a site not seen before (or one being added by another
+/// thread): out of line, so that the lookup does not pay for it.
+#[cold]
+#[inline(never)]
+fn new_record(
+    cap: &Captured,
+    h64: u64,
+    size: u64,
+    labels: crate::labels::LabelSetId,
+) -> Option<(records::RecordId, &'static records::Record)> {
+    let stack = stacks::intern_hashed(cap.as_slice(), cap.truncated, h64)?;
+    records::intern(stack, h64, size, labels)
 }
 
 /// Records the free of a sampled block and returns it to the region.
@@ -95,19 +123,17 @@ pub(crate) unsafe fn free_sampled(p: *mut u8) {
 ///
 /// # Safety
 /// As for `free_sampled`.
+#[inline]
 unsafe fn free_now(p: *mut u8) {
     // SAFETY: the caller guarantees `p` is a live region block; `meta_of`
     // aborts with a message if it is not (a double free).
     unsafe {
         let found = region::find(p);
         let meta = found.meta();
-        let (stack, size) = records::stack_and_size(meta.record());
-        peak::on_free(meta.weight(), size);
-        records::on_free(meta.record(), meta.weight());
-        let owner = meta.scope();
-        if owner != 0 || scope::current() != 0 {
-            scope::on_free(owner, stack, size);
-        }
+        let (weight, rec) = (meta.weight(), records::get(meta.record()));
+        peak::on_free(weight, rec.size);
+        records::count_free(rec, weight);
+        charge_free(meta.scope(), rec);
         region::free_found(found);
     }
 }
@@ -169,6 +195,17 @@ mod deferred {
     }
 }
 
+/// Charges the free of a block to the scopes that own it (its scope and
+/// that scope's active ancestors), and counts it as foreign in each active
+/// scope of this thread's chain that does not own it. Inside a realloc in
+/// a scope, `scope::realloc_done` accounts the realloc's own chain.
+#[inline]
+fn charge_free(owner: u32, rec: &records::Record) {
+    if owner != 0 || scope::current() != 0 {
+        scope::on_free(owner, rec.stack, rec.size);
+    }
+}
+
 /// Re-records a sampled block in place: the old sample is freed and a new
 /// one of `new_size` taken at the same address. `false` when `new_size`
 /// does not belong at `p` or a table is full; nothing is changed then.
@@ -188,22 +225,21 @@ pub(crate) unsafe fn resample_in_place(
     let _busy = Busy::enter();
     let mut cap = Captured::new();
     stack::capture(&mut cap);
-    let Some((stack, rec)) = stacks::intern(cap.as_slice(), cap.truncated, cap.hash)
-        .and_then(|s| Some((s, records::intern(s, new_size as u64, labels::current())?)))
-    else {
+    let h64 = stacks::finish(cap.hash, cap.len, cap.truncated);
+    let Some((rec, record)) = record_of(&cap, h64, new_size as u64, labels::current()) else {
         return false;
     };
     // SAFETY: as above.
     let meta = unsafe { region::meta_of(p) };
-    let (old_stack, old_size) = records::stack_and_size(meta.record());
-    peak::on_free(meta.weight(), old_size);
-    records::on_free(meta.record(), meta.weight());
-    scope::on_free(meta.scope(), old_stack, old_size);
+    let (weight, old) = (meta.weight(), records::get(meta.record()));
+    peak::on_free(weight, old.size);
+    records::count_free(old, weight);
+    charge_free(meta.scope(), old);
     meta.set(rec, sample.weight, sample.scope, os::coarse_nanos());
-    records::on_alloc(rec, sample.weight);
+    records::count_alloc(record, sample.weight);
     peak::on_alloc(sample.weight, new_size as u64);
     if sample.scope != 0 {
-        scope::on_alloc(sample.scope, stack, new_size as u64);
+        scope::on_alloc(sample.scope, record.stack, new_size as u64);
     }
     true
 }

@@ -8,6 +8,14 @@
 //! subtracts exactly that weight again, read back from the block's
 //! metadata.
 //!
+//! A record also keeps its stack's full 64-bit hash (`stacks::finish`), and
+//! is found by (stack hash, size, labels): a sample at a site seen before
+//! needs one lookup here and none in the stack table (`live::record_of`).
+//! The stack table identifies a stack by its hash (with its length and
+//! truncation mark, which the hash folds in), so the key is (stack, size,
+//! labels) up to the hash collisions the stack table already accepts
+//! (~n²/2^65 for n stacks).
+//!
 //! Thread safety: lookups are lock-free; adding a record locks (`sys::table`).
 //! Counters are atomics updated on the slow path only.
 //!
@@ -145,6 +153,9 @@ struct Shard(Counters);
 struct Shards([Shard; SHARDS]);
 
 pub(crate) struct Record {
+    /// The stack's full hash (`stacks::finish`): records are found by it,
+    /// so a sample at a known site needs no stack table lookup.
+    stack_hash: u64,
     pub(crate) stack: StackId,
     pub(crate) labels: LabelSetId,
     pub(crate) size: u64,
@@ -203,27 +214,51 @@ fn tag() -> u32 {
 /// Records covered by the last peak capture.
 static PEAK_LEN: AtomicU32 = AtomicU32::new(0);
 
-fn hash(stack: StackId, size: u64, labels: LabelSetId) -> u32 {
-    let key = u64::from(stack) ^ size.rotate_left(32) ^ u64::from(labels).rotate_left(17);
-    let h = key.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+fn hash(stack_hash: u64, size: u64, labels: LabelSetId) -> u32 {
+    let key =
+        stack_hash ^ size.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(labels).rotate_left(17);
+    let h = key.wrapping_mul(0xff51_afd7_ed55_8ccd);
     (h >> 32) as u32 ^ h as u32
 }
 
-fn get(id: RecordId) -> &'static Record {
+/// The record `id` (one that `intern` returned).
+#[inline]
+pub(crate) fn get(id: RecordId) -> &'static Record {
     TABLE.get(id)
 }
 
-/// Starts loading what `intern(stack, size, labels)` reads first (its
+/// Starts loading what `find(stack_hash, size, labels)` reads first (its
 /// index slot: a cache miss when sampled allocations are far apart).
-pub(crate) fn prefetch(stack: StackId, size: u64, labels: LabelSetId) {
-    TABLE.prefetch(hash(stack, size, labels));
+#[inline]
+pub(crate) fn prefetch(stack_hash: u64, size: u64, labels: LabelSetId) {
+    TABLE.prefetch(hash(stack_hash, size, labels));
+}
+
+/// The record for (the stack of full hash `stack_hash`, size, labels), if
+/// there is one: one lookup, lock-free. A stack is identified by its full
+/// hash, as in the stack table (`stacks.rs`).
+#[inline]
+pub(crate) fn find(
+    stack_hash: u64,
+    size: u64,
+    labels: LabelSetId,
+) -> Option<(RecordId, &'static Record)> {
+    let eq = |r: &Record| r.stack_hash == stack_hash && r.size == size && r.labels == labels;
+    TABLE.find_entry(hash(stack_hash, size, labels), eq)
 }
 
 /// The record for (stack, size, labels), added if new; `None` when full.
-pub(crate) fn intern(stack: StackId, size: u64, labels: LabelSetId) -> Option<RecordId> {
-    let eq = |r: &Record| r.stack == stack && r.size == size && r.labels == labels;
-    TABLE.intern(hash(stack, size, labels), eq, || {
+/// `stack_hash` is the stack's full hash (`stacks::finish`).
+pub(crate) fn intern(
+    stack: StackId,
+    stack_hash: u64,
+    size: u64,
+    labels: LabelSetId,
+) -> Option<(RecordId, &'static Record)> {
+    let eq = |r: &Record| r.stack_hash == stack_hash && r.size == size && r.labels == labels;
+    let id = TABLE.intern(hash(stack_hash, size, labels), eq, || {
         Some(Record {
+            stack_hash,
             stack,
             labels,
             size,
@@ -232,18 +267,13 @@ pub(crate) fn intern(stack: StackId, size: u64, labels: LabelSetId) -> Option<Re
             counts: Counters::new(),
             peak: [const { AtomicU64::new(0) }; 4],
         })
-    })
+    })?;
+    Some((id, get(id)))
 }
 
 /// Number of records so far.
 pub(crate) fn count() -> usize {
     TABLE.len()
-}
-
-/// The stack and object size of a record.
-pub(crate) fn stack_and_size(id: RecordId) -> (StackId, u64) {
-    let r = get(id);
-    (r.stack, r.size)
 }
 
 /// The counter set this thread counts `r`'s events in.
@@ -284,12 +314,26 @@ fn shard_slow(r: &Record, tag: u32) -> &Counters {
     unsafe { &(*s).0[tag as usize % SHARDS].0 }
 }
 
+#[cfg(test)]
 pub(crate) fn on_alloc(id: RecordId, weight: u64) {
-    counters(get(id)).count(false, weight);
+    count_alloc(get(id), weight);
 }
 
+#[cfg(test)]
 pub(crate) fn on_free(id: RecordId, weight: u64) {
-    counters(get(id)).count(true, weight);
+    count_free(get(id), weight);
+}
+
+/// Counts a sample of `weight` on `r`, found by `get`.
+#[inline]
+pub(crate) fn count_alloc(r: &Record, weight: u64) {
+    counters(r).count(false, weight);
+}
+
+/// Counts the free of a sample of `weight` on `r`.
+#[inline]
+pub(crate) fn count_free(r: &Record, weight: u64) {
+    counters(r).count(true, weight);
 }
 
 /// `r`'s counters, summed over its sets (see `sum`).
@@ -356,14 +400,13 @@ fn counts(id: RecordId, r: &Record, [allocs, frees, alloc_extra, free_extra]: [u
 /// Copies every record's counters into its peak copy. The caller holds
 /// the peak capture lock (`peak.rs`), so captures never interleave.
 pub(crate) fn capture_peak() {
-    let n = TABLE.len() as u32;
-    for id in 0..n {
-        let r = get(id);
+    let n = TABLE.len();
+    TABLE.for_each_below(n, |r| {
         for (slot, v) in r.peak.iter().zip(read(r)) {
             slot.store(v, Ordering::Relaxed);
         }
-    }
-    PEAK_LEN.store(n, Ordering::Release);
+    });
+    PEAK_LEN.store(n as u32, Ordering::Release);
 }
 
 /// Reads every record's peak copy (records made after the capture are
@@ -412,7 +455,7 @@ mod tests {
     #[test]
     fn weights_of_one_object_and_others_add_up() {
         // A stack id no other test uses.
-        let id = intern(0x7fff_0001, 48, 0).unwrap();
+        let id = intern(0x7fff_0001, 0x7fff_0001, 48, 0).unwrap().0;
         let weights = [WEIGHT_ONE, WEIGHT_ONE * 3 + 7, WEIGHT_ONE, WEIGHT_ONE - 1];
         for w in weights {
             on_alloc(id, w);
@@ -428,7 +471,7 @@ mod tests {
 
     #[test]
     fn counts_from_other_threads_go_to_shards_and_add_up() {
-        let id = intern(0x7fff_0002, 64, 0).unwrap();
+        let id = intern(0x7fff_0002, 0x7fff_0002, 64, 0).unwrap().0;
         on_alloc(id, WEIGHT_ONE);
         assert!(get(id).shards.load(Ordering::Acquire).is_null());
         let threads: Vec<_> = (0..3)

@@ -141,6 +141,29 @@ pub(crate) struct Sample {
 pub(crate) fn slow(size: usize, scope: u32) -> Option<Sample> {
     let floor = floor().load(Ordering::Acquire);
     let rate = RATE.load(Ordering::Acquire);
+    // Rate 1, outside a test scope, drawn against this floor and rate:
+    // every allocation comes here, and all there is to do is write the
+    // countdown (the draw at rate 1 is 0) and take the sample. What
+    // `slow_other` would do in this case, without its other cases.
+    if rate == 1
+        && scope == 0
+        && SYNCED.try_with(Cell::get) == Ok(floor)
+        && DRAW_RATE.try_with(Cell::get) == Ok(1)
+        && !guard::is_busy()
+    {
+        set_next(floor);
+        return Some(Sample {
+            weight: WEIGHT_ONE,
+            scope: 0,
+        });
+    }
+    slow_other(size, scope, floor, rate)
+}
+
+/// `slow`, every case.
+#[cold]
+#[inline(never)]
+fn slow_other(size: usize, scope: u32, floor: i64, rate: usize) -> Option<Sample> {
     let (Ok(synced), Ok(draw_rate)) = (SYNCED.try_with(Cell::get), DRAW_RATE.try_with(Cell::get))
     else {
         return None;
@@ -218,6 +241,7 @@ fn restart_keep(floor: i64, gap: i64) {
 
 /// Writes this thread's countdown, first counting the bytes allocated
 /// since it was last written. The only writer of `NEXT` but the fast path.
+#[inline]
 fn set_next(value: i64) {
     count_allocated(FLUSH_BYTES);
     countdown::set(value);
@@ -226,6 +250,7 @@ fn set_next(value: i64) {
 
 /// Moves the bytes this thread allocated since `NEXT` was last written
 /// into `UNFLUSHED`, and those into `ALLOCATED` once they reach `flush_at`.
+#[inline]
 fn count_allocated(flush_at: u64) {
     let next = countdown::get();
     let (Ok(last), Ok(unflushed)) = (LAST_SET.try_with(Cell::get), UNFLUSHED.try_with(Cell::get))

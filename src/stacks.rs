@@ -81,8 +81,10 @@ static TABLE: Table<Entry, CHUNKS> = Table::new();
 const MAX_VARINT: usize = 10;
 
 /// 64-bit hash of a stack from its frames folded by `frames::fold` (the
-/// unwinders fold as they walk), its length and its truncation mark.
-fn finish(folded: u64, len: usize, truncated: bool) -> u64 {
+/// unwinders fold as they walk), its length and its truncation mark: the
+/// stack's identity (`Entry::hash`), and the key records are found by.
+#[inline]
+pub(crate) fn finish(folded: u64, len: usize, truncated: bool) -> u64 {
     let h = (folded ^ (len as u64) << 1 ^ u64::from(truncated)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     h ^ (h >> 29)
 }
@@ -239,8 +241,13 @@ fn key(h64: u64) -> u32 {
 ///
 /// A stack seen before is found by its full hash in one lookup, as if it
 /// had no tails; only a new stack interns its tails, outermost first.
+#[cfg(test)]
 pub(crate) fn intern(frames: &[usize], truncated: bool, folded: u64) -> Option<StackId> {
-    let h64 = finish(folded, frames.len(), truncated);
+    intern_hashed(frames, truncated, finish(folded, frames.len(), truncated))
+}
+
+/// `intern` for a stack whose full hash (`finish`) the caller has.
+pub(crate) fn intern_hashed(frames: &[usize], truncated: bool, h64: u64) -> Option<StackId> {
     let found = TABLE.find(key(h64), |e| {
         e.hash == h64 && usize::from(e.len) == frames.len() && e.truncated == truncated
     });

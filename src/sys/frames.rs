@@ -19,6 +19,10 @@ use core::mem::MaybeUninit;
 thread_local! {
     /// This thread's stack `(lo, hi)`; `(0, 0)` until first asked.
     static BOUNDS: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    /// The same bounds as `walk` checks them: `(top, span)`, `top` the
+    /// highest 8-byte aligned address a 16-byte frame record may start at
+    /// and `span = (top - lo) / 8`; `(0, 0)` until the first walk.
+    static WALK: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
 }
 
 /// The calling thread's stack bounds, or `None` if they cannot be read.
@@ -87,38 +91,96 @@ pub(crate) const SUPPORTED: bool = cfg!(any(target_arch = "x86_64", target_arch 
 /// caller of `walk`, and folds them into `*hash`. Returns `(frames, truncated)`, or `None` when the
 /// walk cannot start (unknown stack bounds, or running on another stack
 /// such as a signal stack): the caller then uses another unwinder.
+///
+/// The checks of a frame's saved fp (`next`), one subtract, one rotate and
+/// one compare: with `top` the highest address a 16-byte frame record may
+/// start at (8-byte aligned) and `left = (top - fp) / 8` for the current
+/// fp, the walk goes on to `next` only when
+/// `(top - next).rotate_right(3) < left` (wrapping subtract). That holds
+/// exactly when `fp < next <= top` and `next` is 8-byte aligned: a
+/// misaligned `next` leaves low bits that the rotate moves to the top
+/// (>= 2^61 > left), and a `next` above `top` wraps to more than
+/// `top - fp`. The lower bound needs no check of its own: the first fp is
+/// checked against `lo`, and every later one is above the one before. The
+/// rotated value is the next frame's `left`.
+///
+/// The first fp is checked the same way, against the cached `(top, span)`:
+/// `(top - fp).rotate_right(3) <= span` holds exactly when
+/// `lo <= fp <= top` and `fp` is 8-byte aligned.
 #[inline(never)]
 pub(crate) fn walk(out: &mut [MaybeUninit<usize>], hash: &mut u64) -> Option<(usize, bool)> {
+    let fp = frame_pointer();
+    let (mut top, mut span) = WALK.try_with(Cell::get).ok()?;
+    if top.wrapping_sub(fp).rotate_right(3) > span {
+        // Not yet known on this thread (`(0, 0)` fails every fp), or fp
+        // is not on this thread's stack.
+        (top, span) = walk_bounds()?;
+        if top.wrapping_sub(fp).rotate_right(3) > span {
+            return None;
+        }
+    }
+    let (n, truncated, h) = walk_from(out, fp, top);
+    *hash = h;
+    Some((n, truncated))
+}
+
+/// Reads and caches `WALK` (see there).
+#[cold]
+#[inline(never)]
+fn walk_bounds() -> Option<(usize, usize)> {
     let (lo, hi) = stack_bounds()?;
-    let mut fp = frame_pointer();
-    if fp < lo || fp >= hi {
+    let top = hi.checked_sub(16)? & !7;
+    if top < lo {
         return None;
     }
+    let bounds = (top, (top - lo) >> 3);
+    WALK.try_with(|w| w.set(bounds)).ok()?;
+    Some(bounds)
+}
+
+/// The walk from a checked `fp` (`lo <= fp <= top`, 8-byte aligned, `top`
+/// 8-byte aligned and at most the stack's end less 16): `(frames,
+/// truncated, hash)`.
+#[inline(always)]
+fn walk_from(out: &mut [MaybeUninit<usize>], mut fp: usize, top: usize) -> (usize, bool, u64) {
+    let mut left = (top - fp) >> 3;
     let mut n = 0;
     let mut h = HASH_START;
+    // One frame: returns from `walk_from` when the chain ends at it.
+    macro_rules! frame {
+        () => {{
+            // SAFETY: `fp .. fp + 16` is 8-byte aligned and inside this
+            // thread's stack (`lo <= fp <= top`, the walk's invariant, see
+            // `walk`), which is mapped and readable while we run on it.
+            let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+            if ret == 0 {
+                return (n, false, h);
+            }
+            out[n].write(ret);
+            h = fold(h, ret);
+            n += 1;
+            let l = top.wrapping_sub(next).rotate_right(3);
+            if l >= left {
+                return (n, false, h);
+            }
+            left = l;
+            fp = next;
+        }};
+    }
+    // Four frames at a time while four fit, so the room check is paid
+    // once for four; then one at a time up to the end of `out`.
+    while out.len() - n >= 4 {
+        frame!();
+        frame!();
+        frame!();
+        frame!();
+    }
     loop {
-        if !fp.is_multiple_of(8) || fp < lo || fp > hi - 16 {
-            *hash = h;
-            return Some((n, false));
-        }
-        // SAFETY: `fp .. fp + 16` is 8-byte aligned and inside this
-        // thread's stack, which is mapped and readable while we run on it.
-        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
-        if ret == 0 {
-            *hash = h;
-            return Some((n, false));
-        }
         if n == out.len() {
-            *hash = h;
-            return Some((n, true));
+            // SAFETY: as in `frame!`.
+            let ret = unsafe { *((fp + 8) as *const usize) };
+            return (n, ret != 0, h);
         }
-        out[n].write(ret);
-        h = fold(h, ret);
-        n += 1;
-        if next <= fp {
-            *hash = h;
-            return Some((n, false));
-        }
-        fp = next;
+        frame!();
     }
 }

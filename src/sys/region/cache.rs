@@ -39,8 +39,25 @@ const CLASS_BYTES: usize = 16 * 1024;
 /// Most slots of one class a thread keeps.
 const MAX_LEN: usize = 64;
 
-/// Most slots of class `c` a thread keeps.
+/// Most slots of class `c` a thread keeps: one load (a division by the
+/// class size was on every sampled alloc and free).
+#[inline]
 pub(super) const fn cap(c: usize) -> usize {
+    CAPS[c] as usize
+}
+
+/// `cap` of every class.
+const CAPS: [u8; NCLASSES] = {
+    let mut t = [0; NCLASSES];
+    let mut c = 0;
+    while c < NCLASSES {
+        t[c] = cap_of(c) as u8;
+        c += 1;
+    }
+    t
+};
+
+const fn cap_of(c: usize) -> usize {
     let n = CLASS_BYTES / class_size(c);
     if n < 1 {
         1
@@ -82,6 +99,7 @@ impl Cache {
     }
 
     /// A slot from the cache.
+    #[inline]
     pub(super) fn pop<S: Links>(&self, links: &S) -> Result<Option<usize>, Corrupt> {
         let v = self.v.get();
         let head = v as u32;
@@ -117,6 +135,7 @@ impl Cache {
 
     /// Puts `slot` in the cache, giving slots back to the shared list when
     /// it grows past `cap`.
+    #[inline]
     pub(super) fn push<H: Head, S: Links>(
         &self,
         shared: &H,
@@ -148,6 +167,8 @@ impl Cache {
 
     /// Moves the first `n` slots (the cache holds at least `n`) to the
     /// shared list.
+    #[cold]
+    #[inline(never)]
     fn give_back<H: Head, S: Links>(&self, shared: &H, links: &S, n: usize) -> Result<(), Corrupt> {
         let v = self.v.get();
         let first = (v as u32 - 1) as usize;
@@ -173,6 +194,7 @@ thread_local! {
 
 /// Runs `f` on this thread's cache of class `c`; `None` once the thread's
 /// locals are gone.
+#[inline]
 pub(super) fn with<R>(c: usize, f: impl FnOnce(&Cache) -> R) -> Option<R> {
     CACHES.try_with(|caches| f(&caches[c])).ok()
 }
@@ -195,6 +217,32 @@ pub(super) fn home() -> usize {
         v
     })
     .unwrap_or(0)
+}
+
+/// Puts `slot` (of class `c`, just freed; `meta` its metadata) in this
+/// thread's cache if it has room: the common case of a free, inlined.
+/// `false` when the cache is full or the thread's locals are gone; the
+/// caller then uses `Cache::push` or the shared list.
+#[inline]
+pub(super) fn push_local(c: usize, slot: usize, meta: &super::BlockMeta) -> bool {
+    let pushed = CACHES
+        .try_with(|caches| {
+            let cache = &caches[c];
+            let v = cache.v.get();
+            let len = cache.len() + 1;
+            if len > cap(c) {
+                return false;
+            }
+            // Release, as in `push`: the word held the block's record id.
+            meta.record_or_link.store(v as u32, Ordering::Release);
+            cache.set(len, slot as u32 + 1);
+            true
+        })
+        .unwrap_or(false);
+    if pushed {
+        register();
+    }
+    pushed
 }
 
 /// Makes sure this thread's caches are emptied when it exits.

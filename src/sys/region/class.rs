@@ -48,10 +48,34 @@ const fn class_size_of(c: usize) -> usize {
 /// of two), or `None` for a large block.
 #[inline]
 pub(crate) fn class_for(size: usize, align: usize) -> Option<usize> {
-    if size <= 128 && align <= 16 {
-        // Every class is a multiple of 16: the common case, no search.
-        return Some(size.max(1).div_ceil(16) - 1);
+    if size <= BY16_MAX && align <= 16 {
+        // Every class is a multiple of 16: the common case, one load.
+        return Some(usize::from(BY16[size.div_ceil(16)]));
     }
+    class_for_search(size, align)
+}
+
+/// Sizes up to this (at alignment up to 16) find their class in `BY16`.
+const BY16_MAX: usize = 1024;
+
+/// The class of sizes `16 * (i - 1) + 1 ..= 16 * i` at alignment up to 16
+/// (index 0, size 0, takes the smallest class).
+const BY16: [u8; BY16_MAX / 16 + 1] = {
+    let mut t = [0u8; BY16_MAX / 16 + 1];
+    let mut i = 1;
+    let mut c = 0;
+    while i < t.len() {
+        while class_size_of(c) < i * 16 {
+            c += 1;
+        }
+        t[i] = c as u8;
+        i += 1;
+    }
+    t
+};
+
+/// `class_for` past the table: a search.
+fn class_for_search(size: usize, align: usize) -> Option<usize> {
     if size > SMALL_MAX || align > DATA_ALIGN {
         return None;
     }

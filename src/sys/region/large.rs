@@ -162,6 +162,7 @@ pub(super) fn init() -> bool {
 /// The header of `block`, if `block` is a live large block (its header is
 /// in committed memory, names a run around it, and has the right magic).
 /// `Err(true)` when it looks like a freed one (a double free).
+#[inline(never)]
 pub(super) fn header(block: *mut u8) -> Result<&'static Header, bool> {
     let (zone, _) = large_zone();
     let b = block as usize;
@@ -189,6 +190,7 @@ pub(super) fn room(h: &Header, block: *mut u8) -> usize {
 
 /// A block of `size` bytes at `align`: the block, its metadata, and
 /// whether it reads as zero.
+#[inline(never)]
 pub(super) fn alloc(size: usize, align: usize) -> Option<(*mut u8, &'static BlockMeta, bool)> {
     let align = align.max(HEADER);
     let slack = if align > PAGE { align } else { 0 };

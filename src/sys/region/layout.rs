@@ -79,10 +79,25 @@ pub(crate) fn contains(p: *mut u8) -> bool {
 
 /// log2 of a zone's length, set when the range is reserved.
 static ZONE_SHIFT: AtomicUsize = AtomicUsize::new(0);
-/// Per class: slots in the zone, and where the slots start in it. Set once
-/// at reservation, so the free path divides by nothing.
-static NSLOTS: [AtomicUsize; NCLASSES] = [const { AtomicUsize::new(0) }; NCLASSES];
-static DATA_OFF: [AtomicUsize; NCLASSES] = [const { AtomicUsize::new(0) }; NCLASSES];
+
+/// One class's zone, its addresses precomputed: where its metadata and
+/// its slots start, and how many slots it holds. Set once at reservation
+/// (before `len` is published), so the alloc and free paths compute no
+/// zone address and divide by nothing: one load each.
+#[repr(C, align(32))]
+struct ClassZone {
+    base: AtomicUsize,
+    data: AtomicUsize,
+    nslots: AtomicUsize,
+}
+
+static CLASS_ZONES: [ClassZone; NCLASSES] = [const {
+    ClassZone {
+        base: AtomicUsize::new(0),
+        data: AtomicUsize::new(0),
+        nslots: AtomicUsize::new(0),
+    }
+}; NCLASSES];
 
 /// Reserves the range: the largest of the sizes tried that the OS grants,
 /// with its base aligned to `DATA_ALIGN` by reserving that much more and
@@ -106,23 +121,27 @@ pub(super) fn reserve() -> bool {
             os::release((base + len) as *mut u8, raw + DATA_ALIGN - base);
         }
         bounds().base.store(base, Ordering::Relaxed);
-        set_zones(len);
+        set_zones(base, len);
         bounds().len.store(len, Ordering::Release);
         return true;
     }
     false
 }
 
-fn set_zones(len: usize) {
+fn set_zones(base: usize, len: usize) {
     let shift = (len / ZONES).trailing_zeros() as usize;
     ZONE_SHIFT.store(shift, Ordering::Relaxed);
-    for c in 0..NCLASSES {
+    for (c, z) in CLASS_ZONES.iter().enumerate() {
         let n = ((1usize << shift) - DATA_ALIGN) / (class_size(c) + META);
-        NSLOTS[c].store(n, Ordering::Relaxed);
-        DATA_OFF[c].store(os::round_up(n * META, DATA_ALIGN), Ordering::Relaxed);
+        let zone = base + (c << shift);
+        z.base.store(zone, Ordering::Relaxed);
+        z.data
+            .store(zone + os::round_up(n * META, DATA_ALIGN), Ordering::Relaxed);
+        z.nslots.store(n, Ordering::Relaxed);
     }
 }
 
+#[inline]
 pub(crate) fn base() -> usize {
     bounds().base.load(Ordering::Relaxed)
 }
@@ -131,27 +150,33 @@ pub(crate) fn len() -> usize {
     bounds().len.load(Ordering::Acquire)
 }
 
+#[inline]
 pub(crate) fn zone_len() -> usize {
     1 << ZONE_SHIFT.load(Ordering::Relaxed)
 }
 
 /// The zone of a pointer inside the range.
+#[inline]
 pub(crate) fn zone_of(p: *mut u8) -> usize {
     (p as usize - base()) >> ZONE_SHIFT.load(Ordering::Relaxed)
 }
 
-pub(crate) fn zone_base(z: usize) -> usize {
-    base() + z * zone_len()
+/// Where class `c`'s zone (its metadata) starts.
+#[inline]
+pub(crate) fn zone_base(c: usize) -> usize {
+    CLASS_ZONES[c].base.load(Ordering::Relaxed)
 }
 
 /// Slots a class's zone holds.
+#[inline]
 pub(crate) fn nslots(c: usize) -> usize {
-    NSLOTS[c].load(Ordering::Relaxed)
+    CLASS_ZONES[c].nslots.load(Ordering::Relaxed)
 }
 
 /// Where a class's slots start.
+#[inline]
 pub(crate) fn data_base(c: usize) -> usize {
-    zone_base(c) + DATA_OFF[c].load(Ordering::Relaxed)
+    CLASS_ZONES[c].data.load(Ordering::Relaxed)
 }
 
 /// The metadata of slot `slot` of class `c`.
@@ -159,6 +184,7 @@ pub(crate) fn data_base(c: usize) -> usize {
 /// The caller must have checked `slot < committed` for the class, so the
 /// metadata is committed memory (this is the check every possibly stale
 /// slot index goes through, `small::committed_links`).
+#[inline]
 pub(crate) fn meta_at(c: usize, slot: usize) -> &'static BlockMeta {
     debug_assert!(slot < nslots(c));
     // SAFETY: slot < committed (caller), so its metadata is committed memory
@@ -169,5 +195,8 @@ pub(crate) fn meta_at(c: usize, slot: usize) -> &'static BlockMeta {
 
 /// Start of the large zone and its length.
 pub(crate) fn large_zone() -> (usize, usize) {
-    (zone_base(NCLASSES), zone_len() * (ZONES - NCLASSES))
+    (
+        base() + NCLASSES * zone_len(),
+        zone_len() * (ZONES - NCLASSES),
+    )
 }

@@ -100,6 +100,7 @@ pub(crate) struct Block {
 
 /// A block of `size` bytes aligned to `align`, or `None` when the region is
 /// unavailable or full (the caller falls back to the inner allocator).
+#[inline]
 pub(crate) fn alloc(size: usize, align: usize) -> Option<Block> {
     if !ensure_init() {
         return None;
@@ -110,7 +111,30 @@ pub(crate) fn alloc(size: usize, align: usize) -> Option<Block> {
     }
 }
 
+/// A slot of class `c`: from this thread's cache when it has one (the
+/// common case, inlined), else `alloc_small_slow`.
+#[inline]
 fn alloc_small(c: usize) -> Option<Block> {
+    let links = small::committed_links(c);
+    match cache::with(c, |cache| cache.pop(&links)) {
+        Some(Ok(Some(slot))) => {
+            return Some(Block {
+                ptr: small::slot_ptr(c, slot),
+                meta: small::meta(c, slot),
+                zeroed: false,
+            })
+        }
+        Some(Err(freelist::Corrupt)) => corrupt(c),
+        Some(Ok(None)) | None => {}
+    }
+    alloc_small_slow(c)
+}
+
+/// This thread's cache of class `c` is empty (or its locals are gone):
+/// a batch from the shared list, or a fresh slot.
+#[cold]
+#[inline(never)]
+fn alloc_small_slow(c: usize) -> Option<Block> {
     let links = small::committed_links(c);
     let home = cache::home();
     // This thread's cache, else a batch from its home's shared list, else
@@ -195,6 +219,7 @@ enum Place {
 /// Finds the block at `p`, aborting with a clear message if `p` is not a
 /// live block memprof handed out (inside the range, so no other allocator
 /// could have served it).
+#[inline(always)]
 fn place(p: *mut u8) -> Place {
     let z = layout::zone_of(p);
     if z < NCLASSES {
@@ -229,6 +254,7 @@ pub(crate) struct Found(Place);
 
 impl Found {
     /// The block's metadata.
+    #[inline]
     pub(crate) fn meta(&self) -> &'static BlockMeta {
         match self.0 {
             Place::Small(c, slot) => small::meta(c, slot),
@@ -242,6 +268,7 @@ impl Found {
 ///
 /// # Safety
 /// `contains(p)`.
+#[inline]
 pub(crate) unsafe fn find(p: *mut u8) -> Found {
     Found(place(p))
 }
@@ -289,6 +316,7 @@ pub(crate) unsafe fn free(p: *mut u8) {
 /// # Safety
 /// The block is still live (no other free of it since `find`), and its
 /// pointer is not used after this.
+#[inline]
 pub(crate) unsafe fn free_found(found: Found) {
     match found.0 {
         Place::Large(h) => {
@@ -297,14 +325,10 @@ pub(crate) unsafe fn free_found(found: Found) {
             debug_validate();
         }
         Place::Small(c, slot) => {
-            small::meta(c, slot).mark_free();
-            let links = small::committed_links(c);
-            let home = cache::home();
-            let shared = small::shared_list(c, home);
-            match cache::with(c, |cache| cache.push(shared, &links, slot, cache::cap(c))) {
-                Some(Ok(())) => cache::register(),
-                Some(Err(freelist::Corrupt)) => corrupt(c),
-                None => small::push_shared(c, home, slot, slot),
+            let meta = small::meta(c, slot);
+            meta.mark_free();
+            if !cache::push_local(c, slot, meta) {
+                free_small_slow(c, slot);
             }
         }
     }
@@ -331,6 +355,22 @@ pub(crate) unsafe fn unalloc(p: *mut u8) {
     // SAFETY: the block is live in the region's books (served, not freed)
     // and the caller no longer uses it.
     unsafe { free_found(Found(place)) }
+}
+
+/// `free_found` of a small slot when this thread's cache is full (it gives
+/// half back) or its locals are gone.
+#[cold]
+#[inline(never)]
+fn free_small_slow(c: usize, slot: usize) {
+    let links = small::committed_links(c);
+    let home = cache::home();
+    let shared = small::shared_list(c, home);
+    let cap = cache::cap(c);
+    match cache::with(c, |cache| cache.push(shared, &links, slot, cap)) {
+        Some(Ok(())) => cache::register(),
+        Some(Err(freelist::Corrupt)) => corrupt(c),
+        None => small::push_shared(c, home, slot, slot),
+    }
 }
 
 /// Debug builds check the large runs every 64 large frees and the whole
