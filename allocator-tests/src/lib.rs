@@ -59,6 +59,16 @@ pub fn keep_frame() {
     std::hint::black_box(());
 }
 
+/// Starts an `#[inline(never)]` function whose frame a test looks for
+/// when its body is the same as another function's (`Vec::with_capacity`
+/// of a size, say): an optimised build merges identical functions into
+/// one, whose frames then carry one of their names for all of them. The
+/// function's own `name` makes its body its own.
+#[inline(always)]
+pub fn own_body(name: &'static str) {
+    std::hint::black_box(name);
+}
+
 /// Does the function `name` (a demangled path such as
 /// `rate1_exact::alloc_hundreds`) stand for `func`? `func` is either the
 /// whole path or its last segments (`alloc_hundreds`,

@@ -64,7 +64,9 @@ fn parent_churn(stop: &AtomicBool) {
 
 #[inline(never)]
 fn child_allocs() -> Vec<Vec<u8>> {
-    (0..1000).map(|_| Vec::with_capacity(777)).collect()
+    let kept = (0..1000).map(|_| Vec::with_capacity(777)).collect();
+    keep_frame();
+    kept
 }
 
 /// What a child does after `fork`; returns its exit status. Its blocks

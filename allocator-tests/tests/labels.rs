@@ -99,6 +99,7 @@ const FREE_EVERY: usize = 4;
 /// The blocks of the tokio test, allocated here and nowhere else.
 #[inline(never)]
 fn tenant_block(size: usize) -> Vec<u8> {
+    own_body("tenant_block");
     std::hint::black_box(Vec::with_capacity(size))
 }
 
@@ -415,6 +416,7 @@ fn a_block_keeps_its_labels_when_another_thread_or_tenant_frees_it() {
 /// known label set.
 #[inline(never)]
 fn nest_block(size: usize) -> Vec<u8> {
+    own_body("nest_block");
     std::hint::black_box(Vec::with_capacity(size))
 }
 
@@ -568,6 +570,7 @@ const STAT_B: [usize; 3] = [96, 1500, 9000];
 
 #[inline(never)]
 fn stat_block(size: usize) -> Vec<u8> {
+    own_body("stat_block");
     std::hint::black_box(Vec::with_capacity(size))
 }
 

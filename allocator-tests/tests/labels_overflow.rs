@@ -26,16 +26,19 @@ const SIZE: usize = 424;
 
 #[inline(never)]
 fn overflow_block() -> Vec<u8> {
+    own_body("overflow_block");
     std::hint::black_box(Vec::with_capacity(SIZE))
 }
 
 #[inline(never)]
 fn again_block() -> Vec<u8> {
+    own_body("again_block");
     std::hint::black_box(Vec::with_capacity(SIZE))
 }
 
 #[inline(never)]
 fn nested_block() -> Vec<u8> {
+    own_body("nested_block");
     std::hint::black_box(Vec::with_capacity(SIZE))
 }
 

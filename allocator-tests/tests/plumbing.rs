@@ -26,7 +26,9 @@ fn box_a_block() -> Box<[u64; 64]> {
 fn raw_allocation() -> *mut u8 {
     let layout = std::alloc::Layout::from_size_align(777, 8).unwrap();
     // SAFETY: the layout has a nonzero size; the block is freed by the test.
-    unsafe { std::alloc::alloc(layout) }
+    let p = unsafe { std::alloc::alloc(layout) };
+    keep_frame();
+    p
 }
 
 fn is_plumbing(name: &str) -> bool {

@@ -11,7 +11,9 @@ use std::path::Path;
 use std::process::Command;
 
 use allocator_tests::mem::peak_growth_kib;
-use allocator_tests::{go_raw, pprof_format, rate_lock, temp_dir, watchdog, write_pprof};
+use allocator_tests::{
+    go_raw, keep_frame, pprof_format, rate_lock, temp_dir, watchdog, write_pprof,
+};
 
 #[global_allocator]
 static A: memprof::Sampled<System> = memprof::Sampled::new(System);
@@ -19,9 +21,11 @@ static A: memprof::Sampled<System> = memprof::Sampled::new(System);
 /// The known site: 100 blocks of 1000 bytes, kept.
 #[inline(never)]
 fn unsymbolized_known_site() -> Vec<Box<[u8]>> {
-    (0..100)
+    let kept = (0..100)
         .map(|_| black_box(vec![7u8; 1000].into_boxed_slice()))
-        .collect()
+        .collect();
+    keep_frame();
+    kept
 }
 
 fn go_pprof(args: &[&str], profile: &Path) -> String {

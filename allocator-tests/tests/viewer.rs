@@ -188,9 +188,11 @@ fn viewer_site_a() -> Vec<u8> {
 
 #[inline(never)]
 fn viewer_site_b(n: usize) -> Vec<Vec<u64>> {
-    (0..n)
+    let more = (0..n)
         .map(|i| std::hint::black_box(vec![i as u64; 100]))
-        .collect()
+        .collect();
+    keep_frame();
+    more
 }
 
 /// The row of the function whose name ends with `suffix`.

@@ -10,6 +10,7 @@
 //! - `invalid-pointer`: frees a pointer into the middle of a region block.
 
 use std::alloc::{alloc, dealloc, Layout};
+use std::hint::black_box;
 
 #[global_allocator]
 static A: memprof::Sampled<std::alloc::System> = memprof::Sampled::new(std::alloc::System);
@@ -58,19 +59,22 @@ fn main() {
             "double-free-small" | "double-free-large" => {
                 let size = if what.ends_with("small") { 48 } else { 100_000 };
                 let layout = Layout::from_size_align(size, 8).unwrap();
-                let p = alloc(layout);
-                dealloc(p, layout);
-                dealloc(p, layout);
+                // black_box: an optimised build otherwise sees the
+                // allocation unused and removes it with its frees, and the
+                // probe "survives" without ever reaching memprof.
+                let p = black_box(alloc(layout));
+                dealloc(black_box(p), layout);
+                dealloc(black_box(p), layout);
                 // Not reached: had the second free gone through, the next
                 // two allocations would share an address.
-                let a = alloc(layout);
-                let b = alloc(layout);
+                let a = black_box(alloc(layout));
+                let b = black_box(alloc(layout));
                 println!("survived: {a:p} {b:p}");
             }
             "invalid-pointer" => {
                 let layout = Layout::from_size_align(64, 8).unwrap();
-                let p = alloc(layout);
-                dealloc(p.add(16), layout);
+                let p = black_box(alloc(layout));
+                dealloc(black_box(p.add(16)), layout);
                 println!("survived");
             }
             _ => {
