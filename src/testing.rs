@@ -564,6 +564,8 @@ pub fn dump_on_panic() -> DumpOnPanic {
 
 /// The guard [`dump_on_panic`] returns: while it lives, its thread's
 /// allocations are recorded, and a panic on the thread writes their profile.
+/// It is not `Send`: the recording belongs to the thread that started it,
+/// which alone writes its counters, so it ends on that thread.
 ///
 /// **The profile is written at the panic**, by a panic hook, before
 /// unwinding starts: the blocks the failing code held (locals declared
