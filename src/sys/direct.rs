@@ -56,10 +56,9 @@ macro_rules! direct_static {
                         options(pure, nomem, nostack, preserves_flags),
                     );
                 }
-                // SAFETY: the symbol is `size_of::<$ty>()` zeroed bytes of
-                // `.bss`, aligned to 128 (more than any atomic needs), that
-                // live for the whole program and are only reached here, as
-                // a `$ty`, which is valid all zero and `Sync`.
+                // SAFETY: the symbol is `size_of::<$ty>()` zeroed, 128-aligned
+                // bytes of `.bss`, live for the whole program, only reached
+                // here as a `$ty` (valid all zero, `Sync`).
                 unsafe { &*p }
             }
             #[cfg(not(all(target_arch = "x86_64", not(memprof_loom))))]

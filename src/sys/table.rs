@@ -93,10 +93,9 @@ impl<T, const CHUNKS: usize, A: Chunks> Table<T, CHUNKS, A> {
         while start < n {
             let chunk = self.dir[start / A::CHUNK].load(Ordering::Acquire);
             let len = (n - start).min(A::CHUNK);
-            // SAFETY: entries below `n <= len()` were published (`len`
-            // acquire by the caller, or this chunk's pointer) after their
-            // chunk pointer and contents were written; chunks hold
-            // `CHUNK` entries and are never freed.
+            // SAFETY: entries below `n <= len()` were published (acquire of
+            // `len` or of this chunk's pointer) after their chunk and contents
+            // were written; chunks hold `CHUNK` entries, never freed.
             let entries = unsafe { core::slice::from_raw_parts(chunk, len) };
             entries.iter().for_each(&mut f);
             start += len;
