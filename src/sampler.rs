@@ -105,19 +105,14 @@ static ALLOCATED: AtomicU64 = AtomicU64::new(0);
 /// sample is due: the caller forwards to the inner allocator and is done.
 #[inline(always)]
 pub(crate) fn fast(size: usize) -> bool {
-    countdown::sub(size).wrapping_sub(floor_now()) >= 0
-}
-
-/// The floor, for the fast path: one load (see `sys::direct`).
-#[inline(always)]
-fn floor_now() -> i64 {
     #[cfg(all(target_arch = "x86_64", not(memprof_loom)))]
     {
-        crate::sys::direct::direct_load!("memprof_0_1_floor") as i64
+        // The floor read in the compare, RIP-relative (`sys::direct`).
+        countdown::sub_clears!(size, "memprof_0_1_floor")
     }
     #[cfg(not(all(target_arch = "x86_64", not(memprof_loom))))]
     {
-        floor().load(Ordering::Relaxed)
+        countdown::sub(size).wrapping_sub(floor().load(Ordering::Relaxed)) >= 0
     }
 }
 

@@ -26,6 +26,10 @@
 /// &'static Type`, a zero-initialised static of `Type` (an atomic, or a
 /// `#[repr(C)]` struct of atomics: anything valid when all zero and `Sync`)
 /// reached without the GOT on x86-64.
+///
+/// `direct_static!(fn name() -> Type = [w0, w1, ...], "symbol");` is the
+/// same with the static's initial 64-bit words given (in `.data`): `Type`
+/// must be exactly that many words, and valid with those bits.
 macro_rules! direct_static {
     ($(#[$meta:meta])* $vis:vis fn $name:ident() -> $ty:ty, $sym:literal) => {
         #[cfg(all(target_arch = "x86_64", not(memprof_loom)))]
@@ -41,7 +45,37 @@ macro_rules! direct_static {
             ".popsection",
             size = const core::mem::size_of::<$ty>(),
         );
-
+        // SAFETY (of the fallback's initial value): `$ty` is valid all zero
+        // (the macro's contract).
+        $crate::sys::direct::direct_static!(@accessor $(#[$meta])* $vis fn $name() -> $ty,
+            $sym, unsafe { core::mem::zeroed() });
+    };
+    ($(#[$meta:meta])* $vis:vis fn $name:ident() -> $ty:ty = [$($w:expr),+ $(,)?], $sym:literal) => {
+        const _: () = assert!(
+            core::mem::size_of::<$ty>() == 8 * [$($w as u64),+].len(),
+            "one initial word per 8 bytes of the type"
+        );
+        #[cfg(all(target_arch = "x86_64", not(memprof_loom)))]
+        core::arch::global_asm!(
+            concat!(".pushsection .data.", $sym, ",\"aw\",@progbits"),
+            ".p2align 7",
+            concat!(".globl ", $sym),
+            concat!(".hidden ", $sym),
+            concat!(".type ", $sym, ", @object"),
+            concat!(".size ", $sym, ", {size}"),
+            concat!($sym, ":"),
+            $(".quad {}", $crate::sys::direct::direct_static!(@ignore $w),)+
+            ".popsection",
+            $(const $w as u64,)+
+            size = const core::mem::size_of::<$ty>(),
+        );
+        // SAFETY (of the fallback's initial value): `$ty` is as many
+        // words as given and valid with their bits (the macro's contract).
+        $crate::sys::direct::direct_static!(@accessor $(#[$meta])* $vis fn $name() -> $ty,
+            $sym, unsafe { core::mem::transmute::<[u64; [$($w as u64),+].len()], $ty>([$($w as u64),+]) });
+    };
+    (@ignore $w:expr) => { "" };
+    (@accessor $(#[$meta:meta])* $vis:vis fn $name:ident() -> $ty:ty, $sym:literal, $init:expr) => {
         $(#[$meta])*
         #[inline(always)]
         $vis fn $name() -> &'static $ty {
@@ -56,46 +90,22 @@ macro_rules! direct_static {
                         options(pure, nomem, nostack, preserves_flags),
                     );
                 }
-                // SAFETY: the symbol is `size_of::<$ty>()` zeroed, 128-aligned
-                // bytes of `.bss`, live for the whole program, only reached
-                // here as a `$ty` (valid all zero, `Sync`).
+                // SAFETY: the symbol is `size_of::<$ty>()` 128-aligned bytes
+                // holding the macro's initial value, live for the whole
+                // program, only reached here as a `$ty` (valid with those
+                // bits, `Sync`).
                 unsafe { &*p }
             }
             #[cfg(not(all(target_arch = "x86_64", not(memprof_loom))))]
             {
-                // SAFETY: `$ty` is valid all zero (the macro's contract).
-                static STATIC: $ty = unsafe { core::mem::zeroed() };
+                // The initial value is checked at the macro's arms.
+                static STATIC: $ty = $init;
                 &STATIC
             }
         }
     };
 }
 
-/// `direct_load!("symbol")`: the word at a `direct_static!` symbol, read
-/// with one `mov` from a RIP-relative address (x86-64 only). For a fast
-/// path that would otherwise read it through `lea` and then a load: LLVM
-/// does not fold an atomic load into the instruction that uses it, so the
-/// accessor costs two instructions where this costs one. A plain load on
-/// x86-64 has acquire order, as the atomic load it replaces at most did.
-#[cfg(all(target_arch = "x86_64", not(memprof_loom)))]
-macro_rules! direct_load {
-    ($sym:literal) => {{
-        let v: usize;
-        // SAFETY: reads the first word of a `direct_static!` symbol:
-        // aligned, always mapped, and only ever written as an atomic.
-        unsafe {
-            core::arch::asm!(
-                concat!("mov {v}, qword ptr [rip + ", $sym, "]"),
-                v = out(reg) v,
-                options(nostack, readonly, preserves_flags),
-            );
-        }
-        v
-    }};
-}
-
-#[cfg(all(target_arch = "x86_64", not(memprof_loom)))]
-pub(crate) use direct_load;
 pub(crate) use direct_static;
 
 #[cfg(test)]
@@ -110,6 +120,14 @@ mod tests {
 
     direct_static!(fn word() -> AtomicU64, "memprof_0_1_test_word");
     direct_static!(fn pair() -> Pair, "memprof_0_1_test_pair");
+    direct_static!(fn given() -> Pair = [3, 0xffff_8000_0000_0000], "memprof_0_1_test_given");
+
+    #[test]
+    fn initial_words() {
+        assert_eq!(given().a.load(Ordering::Relaxed), 3);
+        assert_eq!(given().b.load(Ordering::Relaxed), 0xffff_8000_0000_0000);
+        assert_eq!(given() as *const Pair as usize % 128, 0, "aligned");
+    }
 
     #[test]
     fn zeroed_shared_and_distinct() {

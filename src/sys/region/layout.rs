@@ -14,10 +14,12 @@
 //! Invariants:
 //! - `base` is a multiple of `DATA_ALIGN` (so slot `i` of a class is at a
 //!   multiple of its size, and every alignment the class serves holds);
-//! - `len` is 0 until the range is reserved, then never changes, and it is
-//!   published after `base` and the per-class layout (release), and read
-//!   before them (acquire), so `contains` never pairs a new `len` with an
-//!   old `base`.
+//! - `len` is 0 and `base` is `NO_BASE` until the range is reserved; then
+//!   neither changes. `p - NO_BASE` (wrapping) is at least 2^47 for every
+//!   user-space pointer `p`, more than any `len`, so `contains` is false
+//!   whichever mix of old and new words it reads: its two loads need no
+//!   order between them. `len` is still published after `base` and the
+//!   per-class layout (release), so a thread that sees `len` sees them.
 
 use super::class::{class_size, DATA_ALIGN, NCLASSES};
 use super::meta::{BlockMeta, META};
@@ -26,8 +28,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 pub(crate) const ZONES: usize = 64;
 
-/// `[base, base + len)` once reserved; `len == 0` before, so `contains` is
-/// false for every pointer.
+/// `[base, base + len)` once reserved; `len == 0` and `base == NO_BASE`
+/// before, so `contains` is false for every pointer.
 #[repr(C)]
 struct Bounds {
     base: AtomicUsize,
@@ -37,38 +39,45 @@ struct Bounds {
 const _: () = assert!(core::mem::offset_of!(Bounds, base) == 0);
 const _: () = assert!(core::mem::offset_of!(Bounds, len) == 8);
 
+/// `base` before the range is reserved: the start of the kernel's half of
+/// the address space, in 4- and 5-level paging alike. A user pointer minus
+/// it is at least 2^47 (as a wrapping `usize`), above any `len`.
+const NO_BASE: usize = 0xffff_8000_0000_0000;
+// A user pointer `p` (below 2^56 in 5-level paging) minus `NO_BASE` is `p +
+// 2^47`: at least 2^47, without wrapping, and above the largest `len`.
+const _: () = assert!(0usize.wrapping_sub(NO_BASE) == 1 << 47);
+const _: () = assert!(1usize << MAX_SHIFT < 1 << 47);
+
 crate::sys::direct::direct_static!(
     /// The bounds, read by every free's fast path: reached without the GOT
     /// (`sys::direct`).
-    fn bounds() -> Bounds,
+    fn bounds() -> Bounds = [NO_BASE, 0],
     "memprof_0_1_region_bounds"
 );
 
-/// Was `p` served by the region? Exact; one subtract, one compare. `len`
-/// is read first, with acquire (a plain load on x86-64 and a `ldar` on
-/// aarch64), so a thread that sees the range see its base.
+/// Was `p` served by the region? Exact; one subtract and one compare, both
+/// from memory, and the branch (`asm goto`): four instructions on every
+/// free. The two words may be read in either order (file invariants).
 #[inline(always)]
 pub(crate) fn contains(p: *mut u8) -> bool {
     #[cfg(all(target_arch = "x86_64", not(memprof_loom)))]
     {
-        // Three instructions where the loads through `bounds()` took four
-        // (`sys::direct`): `len` is read first, and x86-64 keeps loads in
-        // order, so the base read next is at least as new.
-        let (off, len): (usize, usize);
-        // SAFETY: reads the two words of the bounds symbol (aligned,
-        // always mapped, only ever written as atomics); writes registers.
+        let mut ours = false;
+        // SAFETY: reads the two words of the bounds symbol (aligned, always
+        // mapped, only ever written as atomics); writes a register.
         unsafe {
             core::arch::asm!(
-                "mov {len}, qword ptr [rip + memprof_0_1_region_bounds + 8]",
                 "mov {off}, {p}",
                 "sub {off}, qword ptr [rip + memprof_0_1_region_bounds]",
-                len = out(reg) len,
-                off = out(reg) off,
+                "cmp {off}, qword ptr [rip + memprof_0_1_region_bounds + 8]",
+                "jb {inside}",
+                off = out(reg) _,
                 p = in(reg) p,
+                inside = label { ours = true; },
                 options(nostack, readonly),
             );
         }
-        off < len
+        ours
     }
     #[cfg(not(all(target_arch = "x86_64", not(memprof_loom))))]
     {
@@ -99,6 +108,9 @@ static CLASS_ZONES: [ClassZone; NCLASSES] = [const {
     }
 }; NCLASSES];
 
+/// log2 of the largest range tried.
+const MAX_SHIFT: u32 = 41;
+
 /// Reserves the range: the largest of the sizes tried that the OS grants,
 /// with its base aligned to `DATA_ALIGN` by reserving that much more and
 /// giving back the ends. `false` if every size was refused.
@@ -107,7 +119,7 @@ static CLASS_ZONES: [ClassZone; NCLASSES] = [const {
 pub(super) fn reserve() -> bool {
     // 2 TiB of address space: 32 GiB per zone. Smaller tries for systems
     // with an address-space limit (ulimit -v, valgrind).
-    for shift in [41u32, 39, 37, 35, 33] {
+    for shift in [MAX_SHIFT, 39, 37, 35, 33] {
         let len = 1usize << shift;
         let Some(raw) = os::reserve(len + DATA_ALIGN) else {
             continue;
