@@ -12,9 +12,8 @@
 //! static TLS block (`.tbss`, defined below) and the fast path reaches it
 //! with inline assembly, which is always inlined: one load of its offset
 //! (the linker turns the GOT load of an executable into an immediate), one
-//! subtract from memory, one load of the result, compared with the rate
-//! floor in memory and branched on in the same block (`sub_clears!`).
-//! Elsewhere, and under loom, it is a `thread_local!`.
+//! subtract from memory, one load of the result. Elsewhere, and under loom, it is a
+//! `thread_local!`.
 //!
 //! Invariants: the word is 0 when a thread starts (`.tbss` is zero-filled,
 //! as `const { Cell::new(0) }` was), is only ever touched by its own thread,
@@ -38,9 +37,8 @@ mod imp {
         ".popsection",
     );
 
-    /// Subtracts `size` from the countdown; the new value. (The fast path
-    /// uses `sub_clears!`; this is the same subtract, for the tests.)
-    #[cfg(test)]
+    /// Subtracts `size` from the countdown; the new value.
+    #[inline(always)]
     pub(crate) fn sub(size: usize) -> i64 {
         let n: i64;
         // SAFETY: reads and writes this thread's own countdown word, which
@@ -59,37 +57,6 @@ mod imp {
         }
         n
     }
-
-    /// `sub_clears!(size, "floor_symbol")`: subtracts `size` from the
-    /// countdown and is `true` while the new value is at or above the word
-    /// at `floor_symbol` (a `sys::direct` symbol), compared with wrapping
-    /// (the sign of `countdown - floor`). One asm block with a jump out
-    /// (`asm goto`), so the compare reads the floor from memory and the
-    /// branch is the block's own: five instructions, where a value handed
-    /// back to Rust cost a load of the floor into a register first.
-    macro_rules! sub_clears {
-        ($size:expr, $floor:literal) => {{
-            let size: usize = $size;
-            let mut clear = true;
-            // SAFETY: as in `sub`, plus one read of the floor symbol
-            // (aligned, always mapped, only ever written as an atomic).
-            unsafe {
-                core::arch::asm!(
-                    "mov {off}, qword ptr [rip + memprof_0_1_countdown@GOTTPOFF]",
-                    "sub qword ptr fs:[{off}], {size}",
-                    "mov {off}, qword ptr fs:[{off}]",
-                    concat!("cmp {off}, qword ptr [rip + ", $floor, "]"),
-                    "js {below}",
-                    off = out(reg) _,
-                    size = in(reg) size,
-                    below = label { clear = false; },
-                    options(nostack),
-                );
-            }
-            clear
-        }};
-    }
-    pub(crate) use sub_clears;
 
     /// The countdown.
     #[inline]
@@ -155,11 +122,7 @@ mod imp {
     }
 }
 
-#[cfg(any(test, not(all(target_arch = "x86_64", not(memprof_loom)))))]
-pub(crate) use imp::sub;
-#[cfg(all(target_arch = "x86_64", not(memprof_loom)))]
-pub(crate) use imp::sub_clears;
-pub(crate) use imp::{get, set};
+pub(crate) use imp::{get, set, sub};
 
 #[cfg(test)]
 mod tests {
