@@ -12,10 +12,8 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::Duration;
 
-use super::handler::{route, strip_authority};
-use super::url::{form_value, split};
+use super::url::{form_value, split, strip_authority};
 use super::Response;
 
 /// Profiles built for a shared request, since the start (for tests).
@@ -64,7 +62,7 @@ impl Key {
 
     /// A target that routes to this key's answer (every target with this
     /// key gets the same answer: `gc` is ignored, any `debug` ≠ 0 is text).
-    fn target(self) -> String {
+    pub(crate) fn target(self) -> String {
         let query = match (self.text, self.unsymbolized) {
             (true, _) => "?debug=1",
             (false, true) => "?symbolize=0",
@@ -83,21 +81,7 @@ struct Flight {
     done: Condvar,
 }
 
-/// Answers a request the way [`route`] does, sharing one build among
-/// concurrent identical profile requests (see the module docs).
-pub(crate) fn respond(
-    method: &str,
-    target: &str,
-    body: &[u8],
-    wait: &mut dyn FnMut(Duration) -> bool,
-) -> Arc<Response> {
-    match Key::of(method, target) {
-        Some(key) => shared(key, || route("GET", &key.target(), &[], &mut |_| true)),
-        None => Arc::new(route(method, target, body, wait)),
-    }
-}
-
-/// Profiles built by [`respond`] for shareable requests so far.
+/// Profiles built by [`shared`] for shareable requests so far.
 pub(crate) fn builds() -> u64 {
     BUILDS.load(Ordering::Relaxed)
 }
@@ -107,7 +91,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Joins the build of `key` in flight, or runs `build` as the one.
-fn shared(key: Key, build: impl FnOnce() -> Response) -> Arc<Response> {
+pub(crate) fn shared(key: Key, build: impl FnOnce() -> Response) -> Arc<Response> {
     let pid = std::process::id();
     let (flight, leader) = {
         let mut flights = lock(&FLIGHTS);
@@ -152,6 +136,7 @@ fn shared(key: Key, build: impl FnOnce() -> Response) -> Arc<Response> {
 mod tests {
     use super::*;
     use std::sync::Barrier;
+    use std::time::Duration;
 
     #[test]
     fn keys_name_shareable_requests() {

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::coalesce::{self, Key};
 use super::response::{header_safe, html_escape};
-use super::url::{form_value, split};
+use super::url::{form_value, split, strip_authority};
 use super::Response;
 use crate::HeapProfile;
 
@@ -73,11 +74,25 @@ pub fn handle(method: &str, path_and_query: &str) -> Response {
 /// assert!(text.starts_with("num_symbols: 1\n"));
 /// ```
 pub fn handle_with_body(method: &str, path_and_query: &str, body: &[u8]) -> Response {
-    let r = super::coalesce::respond(method, path_and_query, body, &mut |d| {
+    let r = respond(method, path_and_query, body, &mut |d| {
         std::thread::sleep(d);
         true
     });
     Arc::try_unwrap(r).unwrap_or_else(|shared| (*shared).clone())
+}
+
+/// Answers a request the way [`route`] does, sharing one build among
+/// concurrent identical profile requests (`coalesce.rs`).
+pub(crate) fn respond(
+    method: &str,
+    target: &str,
+    body: &[u8],
+    wait: &mut dyn FnMut(Duration) -> bool,
+) -> Arc<Response> {
+    match Key::of(method, target) {
+        Some(key) => coalesce::shared(key, || route("GET", &key.target(), &[], &mut |_| true)),
+        None => Arc::new(route(method, target, body, wait)),
+    }
 }
 
 /// [`handle_with_body`] with the delta window's wait supplied by the
@@ -121,17 +136,6 @@ pub(crate) fn route(
         }),
         _ => Response::error(404, "Unknown profile"),
     })
-}
-
-/// `http://host:port/path?q` -> `/path?q`; other targets as they are.
-pub(crate) fn strip_authority(target: &str) -> &str {
-    let rest = target
-        .strip_prefix("http://")
-        .or_else(|| target.strip_prefix("https://"));
-    match rest {
-        Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
-        None => target,
-    }
 }
 
 fn opt_query(query: &str) -> String {

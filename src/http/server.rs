@@ -4,7 +4,7 @@
 //! all of them at once, and writes responses: an idle, slow or trickling
 //! client costs a socket and its buffered bytes, never a thread. A request
 //! that has arrived whole goes to a worker, which builds its [`Response`]
-//! (through [`coalesce::respond`], so concurrent scrapes share one build)
+//! (through [`handler::respond`], so concurrent scrapes share one build)
 //! and hands it back, with the same answer for every queued request of
 //! the same key that came before it was asked for. The event loop sends
 //! it without blocking, so a slow reader holds nothing but its own
@@ -37,7 +37,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::request::{self, ReadError, Request};
-use super::{coalesce, Response};
+use super::{coalesce, handler, Response};
 
 /// Settings of the built-in server ([`serve_with`]).
 ///
@@ -728,7 +728,7 @@ fn worker(shared: &Shared) {
         let mut wait = |d| wait_window(&stream, d, &shared.stopping);
         // A bug must not take the server down with it: answer 500.
         let response = panic::catch_unwind(AssertUnwindSafe(|| {
-            coalesce::respond(&req.method, &req.target, &req.body, &mut wait)
+            handler::respond(&req.method, &req.target, &req.body, &mut wait)
         }))
         .unwrap_or_else(|_| Arc::new(Response::error(500, "internal error")));
         let mut done = vec![Done {

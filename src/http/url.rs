@@ -3,6 +3,17 @@
 //! (`+` is a space, `%XX` a byte; the first value of a key wins; a pair
 //! with a bad escape is skipped).
 
+/// `http://host:port/path?q` -> `/path?q`; other targets as they are.
+pub(crate) fn strip_authority(target: &str) -> &str {
+    let rest = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"));
+    match rest {
+        Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => target,
+    }
+}
+
 /// Splits `target` into its decoded path and its raw query (without `?`).
 /// A path with a bad escape (`%4`, `%zz`) or not valid UTF-8 is `None`.
 pub(crate) fn split(target: &str) -> Option<(String, &str)> {
