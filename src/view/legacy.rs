@@ -36,8 +36,8 @@
 
 use std::collections::HashMap;
 
-use super::profile::{Frame, Profile, Sample, ValueType};
-use super::read::{address_name, Frames, ReadError};
+use super::error::ReadError;
+use super::profile::{address_name, Frame, Frames, Profile, Sample, ValueType};
 use crate::encode::TRUNCATED;
 
 /// Whether `data` looks like legacy heap text: its first line holds

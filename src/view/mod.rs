@@ -39,6 +39,7 @@
 //! ```
 
 mod diff;
+mod error;
 mod flame;
 mod html;
 mod legacy;
@@ -49,10 +50,10 @@ mod top;
 mod units;
 
 pub use diff::{diff, DiffError};
+pub use error::{ReadError, MAX_DECOMPRESSED};
 pub use flame::{diff_flame_svg, flame_svg, folded, FlameError};
 #[cfg(feature = "http")]
 pub(crate) use html::html_escape;
 pub use profile::{Frame, FrameId, Profile, Sample, ValueType};
-pub use read::{ReadError, MAX_DECOMPRESSED};
 pub use report::{report_html, ReportLink, ReportOptions};
 pub use top::{Top, TopOptions, TopRow};

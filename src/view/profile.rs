@@ -5,6 +5,10 @@
 //! with inlined calls expanded into frames of their own (innermost first),
 //! as `go tool pprof` shows them.
 
+use std::collections::HashMap;
+
+use super::error::ReadError;
+
 /// One sample type: `(type, unit)`, such as `("inuse_space", "bytes")`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValueType {
@@ -120,4 +124,30 @@ impl Profile {
             .position(|t| t.kind == name || t.kind == no_inuse)
             .ok_or_else(|| format!("sample_index {name:?} must be one of: {}", kinds()))
     }
+}
+
+/// Interns frames so that equal frames share one [`FrameId`].
+#[derive(Default)]
+pub(crate) struct Frames {
+    pub(crate) frames: Vec<Frame>,
+    ids: HashMap<Frame, FrameId>,
+}
+
+impl Frames {
+    pub(crate) fn id(&mut self, frame: Frame) -> Result<FrameId, ReadError> {
+        if let Some(&id) = self.ids.get(&frame) {
+            return Ok(id);
+        }
+        let id = FrameId::try_from(self.frames.len())
+            .map_err(|_| ReadError::Malformed("too many frames".into()))?;
+        self.frames.push(frame.clone());
+        self.ids.insert(frame, id);
+        Ok(id)
+    }
+}
+
+/// The name a frame gets when the profile gives no function: its address,
+/// 16 hex digits, as `go tool pprof -addresses` names it.
+pub(crate) fn address_name(address: u64) -> String {
+    format!("{address:016x}")
 }
