@@ -265,6 +265,7 @@ pub fn rate() -> usize {
 /// assert!(totals.inuse_bytes <= totals.alloc_bytes);
 /// ```
 pub fn heap_profile() -> HeapProfile {
+    env::init_once();
     snapshot::take()
 }
 
@@ -339,6 +340,7 @@ pub fn reset_peak() {
 /// }
 /// ```
 pub fn exact_totals() -> ExactTotals {
+    env::init_once();
     totals::take()
 }
 

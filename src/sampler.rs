@@ -128,6 +128,24 @@ fn floor_now() -> i64 {
     }
 }
 
+/// A rate as `MEMPROFILERATE` gives it (and `MEMPROF_TRACE`'s count): a
+/// non-negative decimal integer that fits `usize`, surrounding ASCII
+/// spaces allowed; anything else is `None`.
+pub(crate) fn parse_rate(value: &[u8]) -> Option<usize> {
+    let v = value.trim_ascii();
+    if v.is_empty() {
+        return None;
+    }
+    let mut n: usize = 0;
+    for &b in v {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(usize::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
 /// A decision to record an allocation.
 #[derive(Clone, Copy)]
 pub(crate) struct Sample {
@@ -437,6 +455,24 @@ pub(crate) fn rate() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_parse_or_are_rejected() {
+        assert_eq!(parse_rate(b"0"), Some(0));
+        assert_eq!(parse_rate(b"1"), Some(1));
+        assert_eq!(parse_rate(b" 524288 "), Some(524288));
+        for bad in [
+            &b"abc"[..],
+            b"-5",
+            b"",
+            b"  ",
+            b"99999999999999999999999",
+            b"1e6",
+            b"12k",
+        ] {
+            assert_eq!(parse_rate(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
 
     thread_local! {
         /// What this thread added to `ALLOCATED`.

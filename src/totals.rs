@@ -305,7 +305,6 @@ impl ExactTotals {
 
 /// Takes the exact figures now. See [`crate::exact_totals`].
 pub(crate) fn take() -> ExactTotals {
-    crate::env::init_once();
     crate::sampler::without_sampling(|| {
         let allocated_bytes = crate::sampler::allocated_bytes();
         let one = crate::sampler::WEIGHT_ONE as f64;

@@ -57,7 +57,7 @@ pub(crate) fn parse_interval(value: &[u8]) -> Result<Option<u64>, ()> {
         b"m" => 60_000_000_000,
         _ => return Err(()),
     };
-    let n = crate::env::parse_rate(number).ok_or(())? as u64;
+    let n = crate::sampler::parse_rate(number).ok_or(())? as u64;
     match n.checked_mul(scale) {
         Some(0) | None => Err(()),
         Some(ns) => Ok(Some(ns)),
