@@ -34,13 +34,7 @@ macro_rules! direct_static {
     ($(#[$meta:meta])* $vis:vis fn $name:ident() -> $ty:ty, $sym:literal) => {
         #[cfg(all(target_arch = "x86_64", not(memprof_loom)))]
         core::arch::global_asm!(
-            concat!(".pushsection .bss.", $sym, ",\"aw\",@nobits"),
-            ".p2align 7",
-            concat!(".globl ", $sym),
-            concat!(".hidden ", $sym),
-            concat!(".type ", $sym, ", @object"),
-            concat!(".size ", $sym, ", {size}"),
-            concat!($sym, ":"),
+            $crate::sys::direct::direct_static!(@head $sym, "bss", "@nobits"),
             ".zero {size}",
             ".popsection",
             size = const core::mem::size_of::<$ty>(),
@@ -57,13 +51,7 @@ macro_rules! direct_static {
         );
         #[cfg(all(target_arch = "x86_64", not(memprof_loom)))]
         core::arch::global_asm!(
-            concat!(".pushsection .data.", $sym, ",\"aw\",@progbits"),
-            ".p2align 7",
-            concat!(".globl ", $sym),
-            concat!(".hidden ", $sym),
-            concat!(".type ", $sym, ", @object"),
-            concat!(".size ", $sym, ", {size}"),
-            concat!($sym, ":"),
+            $crate::sys::direct::direct_static!(@head $sym, "data", "@progbits"),
             $(".quad {}", $crate::sys::direct::direct_static!(@ignore $w),)+
             ".popsection",
             $(const $w as u64,)+
@@ -75,6 +63,19 @@ macro_rules! direct_static {
             $sym, unsafe { core::mem::transmute::<[u64; [$($w as u64),+].len()], $ty>([$($w as u64),+]) });
     };
     (@ignore $w:expr) => { "" };
+    // The symbol's section, alignment, visibility and size (`{size}`), up
+    // to its label: the lines both kinds of static share.
+    (@head $sym:literal, $section:literal, $kind:literal) => {
+        concat!(
+            ".pushsection .", $section, ".", $sym, ",\"aw\",", $kind, "\n",
+            ".p2align 7\n",
+            ".globl ", $sym, "\n",
+            ".hidden ", $sym, "\n",
+            ".type ", $sym, ", @object\n",
+            ".size ", $sym, ", {size}\n",
+            $sym, ":"
+        )
+    };
     (@accessor $(#[$meta:meta])* $vis:vis fn $name:ident() -> $ty:ty, $sym:literal, $init:expr) => {
         $(#[$meta])*
         #[inline(always)]
