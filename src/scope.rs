@@ -1175,6 +1175,7 @@ unsafe fn clear_sites(s: &Slot) {
 /// thread's current scope): every active scope from `h` up owns it. Inside
 /// a realloc, the scopes that `realloc_done` accounts only update their
 /// sites here. The thread is busy.
+#[inline(always)]
 pub(crate) fn on_alloc(h: u32, stack: StackId, size: u64) {
     if h == own() && realloc_scope() == NONE {
         own_chain(h, |c| {
@@ -1206,6 +1207,7 @@ fn on_alloc_pinned(h: u32, stack: StackId, size: u64) {
 /// block moved to an unrelated scope) see a free. Each active scope of
 /// this thread's chain that does not own it counts a foreign free (not
 /// inside a realloc: `realloc_done` counts it).
+#[inline(always)]
 pub(crate) fn on_free(owner: u32, stack: StackId, size: u64) {
     if owner != NONE && owner == own() && realloc_scope() == NONE {
         // The innermost scope of this thread's own chain: every scope of
