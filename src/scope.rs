@@ -73,8 +73,11 @@ thread_local! {
     /// The innermost scope active on this thread (0: none).
     static CURRENT: Cell<u32> = const { Cell::new(NONE) };
     /// `CURRENT` when this thread began every scope of its chain, else 0
-    /// (see the module docs).
+    /// (see the module docs); also 0 during a realloc (`realloc_begin`), so
+    /// that one compare sends its charges to the pinned paths.
     static OWN: Cell<u32> = const { Cell::new(NONE) };
+    /// `OWN` before the realloc this thread is doing.
+    static REALLOC_OWN: Cell<u32> = const { Cell::new(NONE) };
     /// The scope (0: none) whose realloc this thread is doing, so the
     /// realloc's free and alloc are accounted as one realloc in that scope
     /// and its ancestors.
@@ -1177,7 +1180,8 @@ unsafe fn clear_sites(s: &Slot) {
 /// sites here. The thread is busy.
 #[inline(always)]
 pub(crate) fn on_alloc(h: u32, stack: StackId, size: u64) {
-    if h == own() && realloc_scope() == NONE {
+    // `own()` is 0 inside a realloc.
+    if h == own() {
         own_chain(h, |c| {
             c.site(stack, size, true);
             c.alloc(stack, size);
@@ -1209,7 +1213,8 @@ fn on_alloc_pinned(h: u32, stack: StackId, size: u64) {
 /// inside a realloc: `realloc_done` counts it).
 #[inline(always)]
 pub(crate) fn on_free(owner: u32, stack: StackId, size: u64) {
-    if owner != NONE && owner == own() && realloc_scope() == NONE {
+    // `own()` is 0 inside a realloc.
+    if owner != NONE && owner == own() {
         // The innermost scope of this thread's own chain: every scope of
         // the chain owns the block, none counts a foreign free.
         own_chain(owner, |c| {
@@ -1253,6 +1258,8 @@ fn on_free_pinned(owner: u32, stack: StackId, size: u64) {
 pub(crate) fn realloc_begin() {
     let cur = current();
     let _ = IN_REALLOC.try_with(|c| c.set(cur));
+    let own = OWN.try_with(|c| c.replace(NONE)).unwrap_or(NONE);
+    let _ = REALLOC_OWN.try_with(|c| c.set(own));
 }
 
 /// Accounts a realloc of `old_size` → `new_size` bytes in every active
@@ -1263,6 +1270,8 @@ pub(crate) fn realloc_begin() {
 /// not when the region was full and the inner allocator served it.
 pub(crate) fn realloc_done(ok: bool, old_owner: u32, old_size: u64, new_size: u64, tracked: bool) {
     let _ = IN_REALLOC.try_with(|c| c.set(NONE));
+    let own = REALLOC_OWN.try_with(|c| c.replace(NONE)).unwrap_or(NONE);
+    let _ = OWN.try_with(|c| c.set(own));
     if !ok {
         return;
     }
