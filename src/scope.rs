@@ -326,11 +326,11 @@ mod live {
 ///
 /// The first: the owner grows by 10, shrinks by 10 and grows by 1 while
 /// the other thread grows by 5. In every order of those the peak is 10 or
-/// 15; a growth that saw the owner's second growth but not its shrink
-/// would record 16, a total that never was. The others: two growths that
-/// meet are both in the peak, with the heavy fence, and with a slot shared
-/// from the start (no heavy fence available); without the heavy side loom
-/// finds the order where each misses the other.
+/// 15 (no total that never was, none missed) and the live count ends at
+/// 6. The others: two growths that meet are both in the peak, with the
+/// heavy fence, and with a slot shared from the start (no heavy fence
+/// available); without the heavy side loom finds the order where each
+/// misses the other.
 #[cfg(all(test, memprof_loom))]
 mod loom_live {
     use super::live::Live;
