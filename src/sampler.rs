@@ -165,13 +165,15 @@ pub(crate) struct Sample {
 #[inline(never)]
 pub(crate) fn slow(size: usize, scope: u32) -> Option<Sample> {
     let floor = floor().load(Ordering::Acquire);
+    if scope != 0 {
+        return scoped(scope, floor);
+    }
     let rate = RATE.load(Ordering::Acquire);
     // Rate 1, outside a test scope, drawn against this floor and rate:
     // every allocation comes here, and all there is to do is write the
     // countdown (the draw at rate 1 is 0) and take the sample. What
     // `slow_other` would do in this case, without its other cases.
     if rate == 1
-        && scope == 0
         && SYNCED.try_with(Cell::get) == Ok(floor)
         && DRAW_RATE.try_with(Cell::get) == Ok(1)
         && !guard::is_busy()
@@ -182,13 +184,44 @@ pub(crate) fn slow(size: usize, scope: u32) -> Option<Sample> {
             scope: 0,
         });
     }
-    slow_other(size, scope, floor, rate)
+    slow_other(size, floor, rate)
 }
 
-/// `slow`, every case.
+/// `slow` inside test scope `scope`: every allocation is recorded, with
+/// weight 1, except the profiler's own and the panic machinery's.
+#[inline(always)]
+fn scoped(scope: u32, floor: i64) -> Option<Sample> {
+    if guard::is_busy() {
+        // The profiler's own allocations are never sampled.
+        return None;
+    }
+    // The scope keeps the countdown expired: `force_slow_path` puts it
+    // 2^62 below the floor, and allocations and floor changes only move
+    // it further down. Write it again once it has moved 2^60 (about 2^20
+    // rate changes), long before it could wrap around to above the floor.
+    // Not writing it leaves the bytes allocated meanwhile in `LAST_SET -
+    // NEXT`, counted at the next write (module docs).
+    let below = countdown::get()
+        .wrapping_sub(floor)
+        .wrapping_add(FORCED_BELOW);
+    if below.unsigned_abs() > 1 << 60 {
+        force_slow_path();
+    }
+    if std::thread::panicking() {
+        // The panic machinery (a backtrace print can allocate tens of MB)
+        // is not the scope's work: record none of it.
+        return None;
+    }
+    Some(Sample {
+        weight: WEIGHT_ONE,
+        scope,
+    })
+}
+
+/// `slow` outside a test scope, every case.
 #[cold]
 #[inline(never)]
-fn slow_other(size: usize, scope: u32, floor: i64, rate: usize) -> Option<Sample> {
+fn slow_other(size: usize, floor: i64, rate: usize) -> Option<Sample> {
     let (Ok(synced), Ok(draw_rate)) = (SYNCED.try_with(Cell::get), DRAW_RATE.try_with(Cell::get))
     else {
         return None;
@@ -196,34 +229,8 @@ fn slow_other(size: usize, scope: u32, floor: i64, rate: usize) -> Option<Sample
     if guard::is_busy() {
         // The profiler's own allocations are never sampled. Draw afresh:
         // memorylessness keeps the thread's other samples unbiased.
-        if scope == 0 {
-            restart(floor, rate);
-        }
+        restart(floor, rate);
         return None;
-    }
-    if scope != 0 {
-        // The scope keeps the countdown expired: `force_slow_path` puts
-        // it 2^62 below the floor, and allocations and floor changes only
-        // move it further down. Write it again once it has moved 2^60
-        // (about 2^20 rate changes), long before it could wrap around to
-        // above the floor. Not writing it leaves the bytes allocated
-        // meanwhile in `LAST_SET - NEXT`, counted at the next write
-        // (module docs).
-        let below = countdown::get()
-            .wrapping_sub(floor)
-            .wrapping_add(FORCED_BELOW);
-        if below.unsigned_abs() > 1 << 60 {
-            force_slow_path();
-        }
-        if std::thread::panicking() {
-            // The panic machinery (a backtrace print can allocate tens of
-            // MB) is not the scope's work: record none of it.
-            return None;
-        }
-        return Some(Sample {
-            weight: WEIGHT_ONE,
-            scope,
-        });
     }
     if synced != floor || draw_rate != rate {
         // First allocation of this thread, or the rate changed since the

@@ -25,9 +25,13 @@
 //! owner thread with a plain load and store (never from a signal handler:
 //! every write is made with the thread busy), and `remote`, read-modify-
 //! writes by every other thread (attached threads, frees on other threads).
-//! Live bytes are the exception, for an exact peak: every growth is a
-//! read-modify-write of one counter, only the owner's own shrinks are
-//! plain (`live`). Per-site counts are split like the counters (`sites`).
+//! Live bytes are split the same way, and the peak stays exact with no
+//! read-modify-write for the owner while no other thread grows the scope:
+//! a thread that attaches (`enter`) marks the scope shared and makes the
+//! heavy side of an asymmetric fence (`membarrier`), after which the
+//! owner's growths read the other threads' count with a read-modify-write
+//! (`live`; without `membarrier`, scopes start shared). Per-site counts
+//! are split like the counters (`sites`).
 //! Invariants:
 //!
 //! - `OWN` (thread-local) is either 0 or this thread's `CURRENT`, and then
@@ -37,6 +41,10 @@
 //!   pinning (`own_chain`); every other charge pins (`for_active`).
 //! - A scope's `own` counters are written only by its owner thread, and
 //!   read by it (`snapshot`; the helpers' guards are `!Send`).
+//! - A thread other than a scope's owner grows the scope's live bytes only
+//!   after it marked the scope shared and made the heavy fence (`enter`
+//!   does it for the chain it attaches to); `shared` is cleared only by
+//!   `begin`, when no charger can be inside.
 //! - The site table of a slot only grows while the slot is in use: entries
 //!   are inserted under the slot's lock and published by their `size`;
 //!   lookups take no lock. `begin` clears it, when no charger can be inside
@@ -49,6 +57,7 @@
 use crate::stacks::StackId;
 use crate::sys::arena;
 use crate::sys::lock::SpinLock;
+use crate::sys::membarrier;
 use core::cell::{Cell, UnsafeCell};
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
@@ -64,8 +73,11 @@ thread_local! {
     /// The innermost scope active on this thread (0: none).
     static CURRENT: Cell<u32> = const { Cell::new(NONE) };
     /// `CURRENT` when this thread began every scope of its chain, else 0
-    /// (see the module docs).
+    /// (see the module docs); also 0 during a realloc (`realloc_begin`), so
+    /// that one compare sends its charges to the pinned paths.
     static OWN: Cell<u32> = const { Cell::new(NONE) };
+    /// `OWN` before the realloc this thread is doing.
+    static REALLOC_OWN: Cell<u32> = const { Cell::new(NONE) };
     /// The scope (0: none) whose realloc this thread is doing, so the
     /// realloc's free and alloc are accounted as one realloc in that scope
     /// and its ancestors.
@@ -131,9 +143,10 @@ const SLOT: Slot = Slot {
     owner: AtomicU32::new(0),
     own_chain: AtomicBool::new(false),
     live: live::Live {
-        grown: AtomicI64::new(0),
-        own_shrunk: AtomicI64::new(0),
+        own: AtomicI64::new(0),
+        shared: AtomicI64::new(0),
         peak: AtomicI64::new(0),
+        remote: AtomicI64::new(0),
     },
     first_stack: AtomicU32::new(u32::MAX),
     dropped: AtomicU64::new(0),
@@ -150,23 +163,44 @@ static FREE_LOCK: SpinLock = SpinLock::new();
 static USED: [AtomicU64; SLOTS / 64] = [const { AtomicU64::new(0) }; SLOTS / 64];
 
 /// A scope's owned live bytes and their peak, exact against one linear
-/// history without a read-modify-write for the owner's frees.
+/// history, with no read-modify-write on the owner thread's path while no
+/// other thread has grown the scope.
 ///
-/// `grown` takes every growth (any thread: a read-modify-write, `AcqRel`)
-/// and the shrinks of other threads (read-modify-writes); `own_shrunk` the
-/// owner thread's shrinks, a plain load and store (it alone writes it).
-/// Live = `grown - own_shrunk`. A growth computes the new live from its
-/// read-modify-write and a load of `own_shrunk`: the read-modify-writes of
-/// `grown` are one linear history, and a growth acquires every earlier
-/// one (a release sequence), so it sees every owner shrink made before
-/// the owner's last growth it follows; owner shrinks it misses are
-/// concurrent with it and come after it in that history. So each
-/// growth's value is the live total at one point of a linear order of all
-/// the changes, and `peak` their maximum: neither a total that never was
-/// (the `loom` model `loom_live` checks one that a stale read could make)
-/// nor a missed one, which plain counters on both sides could not give
-/// (two concurrent growths could each miss the other's). Generic over its
-/// atomic for that model.
+/// `own` is the owner thread's net change (its growths and shrinks), a
+/// plain load and store (it alone writes it); `remote` every other
+/// thread's, read-modify-writes. Live = `own + remote`. `peak` is the
+/// maximum of the totals the growths compute (only growths can raise it).
+///
+/// The danger is two growths on different threads that each miss the
+/// other (a store-buffering pair): the peak would miss the moment both
+/// blocks were live. `shared` decides how it is excluded:
+///
+/// - Unshared (0, the start when the heavy fence works): the owner's
+///   growth stores `own`, passes a light fence (a compiler fence), loads
+///   `shared` and, still 0, `remote` with a plain load. No other thread
+///   grows yet; shrinks on other threads read nothing, so a growth that
+///   misses one is ordered before it.
+/// - `share` (before the first growth by any other thread: `enter`, when
+///   a thread attaches): stores `shared = 1`, then the heavy fence
+///   (`membarrier`) makes every thread of the process pass a full barrier.
+///   An owner growth whose load of `shared` came before its barrier point
+///   saw its store of `own` made visible by it, so every growth after the
+///   heavy fence sees it; one after its barrier point sees `shared = 1`.
+/// - Shared (1): the owner's growth reads `remote` with a read-modify-
+///   write (`AcqRel`, adding 0) after its store of `own`; every other
+///   thread's growth is a read-modify-write of `remote` followed by a load
+///   of `own`. The read-modify-writes of `remote` are one linear history:
+///   whichever of two growths comes later in it sees the other (the
+///   earlier one's release carries its store of `own`). A slot starts
+///   shared when the heavy fence is unavailable (`begin`): then every
+///   growth is locked, as before this protocol.
+///
+/// A growth's total is the live count at one point of a linear order of
+/// all the changes, so `peak` is neither a total that never was nor a
+/// missed one. The `loom` models below check it, with the heavy fence as a
+/// `SeqCst` fence on both sides (crossbeam's model of `membarrier`), and
+/// that without the heavy side a growth is missed. Generic over its
+/// atomic for them.
 mod live {
     use core::sync::atomic::Ordering::{AcqRel, Relaxed};
 
@@ -201,17 +235,48 @@ mod live {
     atomic_i!(loom::sync::atomic::AtomicI64);
 
     pub(crate) struct Live<A> {
-        pub(crate) grown: A,
-        pub(crate) own_shrunk: A,
+        pub(crate) own: A,
+        pub(crate) shared: A,
         pub(crate) peak: A,
+        pub(crate) remote: A,
     }
 
     impl<A: AtomicI> Live<A> {
-        /// `bytes` more are live (any thread).
+        /// `bytes` more are live: the owner thread only. `light` is the
+        /// light side of the fence `share` makes heavy.
         #[inline]
+        pub(crate) fn grow_own(&self, bytes: i64, light: impl FnOnce()) {
+            let own = self.own.load(Relaxed).wrapping_add(bytes);
+            self.own.store(own, Relaxed);
+            light();
+            let remote = if self.shared.load(Relaxed) == 0 {
+                self.remote.load(Relaxed)
+            } else {
+                self.remote.fetch_add(0, AcqRel)
+            };
+            self.raise_peak(own.wrapping_add(remote));
+        }
+
+        /// `bytes` fewer are live: the owner thread only.
+        #[inline]
+        pub(crate) fn shrink_own(&self, bytes: i64) {
+            let s = &self.own;
+            s.store(s.load(Relaxed).wrapping_sub(bytes), Relaxed);
+        }
+
+        /// `bytes` more are live: any thread but the owner, after `share`.
         pub(crate) fn grow(&self, bytes: i64) {
-            let total = self.grown.fetch_add(bytes, AcqRel).wrapping_add(bytes);
-            let now = total.wrapping_sub(self.own_shrunk.load(Relaxed));
+            let remote = self.remote.fetch_add(bytes, AcqRel).wrapping_add(bytes);
+            self.raise_peak(remote.wrapping_add(self.own.load(Relaxed)));
+        }
+
+        /// `bytes` fewer are live: any thread but the owner.
+        pub(crate) fn shrink(&self, bytes: i64) {
+            self.remote.fetch_add(bytes.wrapping_neg(), Relaxed);
+        }
+
+        #[inline]
+        fn raise_peak(&self, now: i64) {
             // `peak` only grows: a value read at or above `now` makes the
             // `fetch_max` a no-op, so it is skipped.
             if now > self.peak.load(Relaxed) {
@@ -219,66 +284,86 @@ mod live {
             }
         }
 
-        /// `bytes` fewer are live: the owner thread only.
-        #[inline]
-        pub(crate) fn shrink_own(&self, bytes: i64) {
-            let s = &self.own_shrunk;
-            s.store(s.load(Relaxed).wrapping_add(bytes), Relaxed);
+        /// Is the slot shared (other threads may grow it)?
+        pub(crate) fn is_shared(&self) -> bool {
+            self.shared.load(Relaxed) != 0
         }
 
-        /// `bytes` fewer are live: any thread but the owner.
-        pub(crate) fn shrink(&self, bytes: i64) {
-            self.grown.fetch_add(bytes.wrapping_neg(), Relaxed);
+        /// Before this thread (not the owner) grows the scope: marks it
+        /// shared, then `heavy`, the heavy side of the fence (see the
+        /// module docs). A thread calls it itself even when the slot is
+        /// already shared: another thread's heavy fence may not be done.
+        pub(crate) fn share(&self, heavy: impl FnOnce()) {
+            self.shared.store(1, Relaxed);
+            heavy();
         }
 
         /// Live bytes (exact on the owner thread).
         pub(crate) fn live(&self) -> i64 {
-            self.grown
+            self.own
                 .load(Relaxed)
-                .wrapping_sub(self.own_shrunk.load(Relaxed))
+                .wrapping_add(self.remote.load(Relaxed))
         }
 
         pub(crate) fn peak(&self) -> i64 {
             self.peak.load(Relaxed)
         }
 
-        /// For a new scope (no charger inside).
-        pub(crate) fn reset(&self) {
-            for c in [&self.grown, &self.own_shrunk, &self.peak] {
+        /// For a new scope (no charger inside); `shared` when the heavy
+        /// fence is unavailable.
+        pub(crate) fn reset(&self, shared: bool) {
+            for c in [&self.own, &self.remote, &self.peak] {
                 c.store(0, Relaxed);
             }
+            self.shared.store(i64::from(shared), Relaxed);
         }
     }
 }
 
-/// The `loom` model of `live`: the owner grows by 10, shrinks by 10 and
-/// grows by 1 while another thread grows by 5. In every order of those the
-/// peak is 10 or 15; a growth that saw the owner's second growth but not
-/// its shrink would record 16, a total that never was, and growths that
-/// each missed the other would leave 10 where the order put 15 (not
-/// expressible as a wrong value here: 10 is also some order's peak; the
-/// final live count, 6, is checked too).
+/// The `loom` models of `live`, the heavy fence (`membarrier`) modelled as
+/// a `SeqCst` fence on both sides. The other thread marks the slot shared
+/// (`share`) before it grows, as `enter` does.
+///
+/// The first: the owner grows by 10, shrinks by 10 and grows by 1 while
+/// the other thread grows by 5. In every order of those the peak is 10 or
+/// 15 (no total that never was, none missed) and the live count ends at
+/// 6. The others: two growths that meet are both in the peak, with the
+/// heavy fence, and with a slot shared from the start (no heavy fence
+/// available); without the heavy side loom finds the order where each
+/// misses the other.
 #[cfg(all(test, memprof_loom))]
 mod loom_live {
     use super::live::Live;
-    use loom::sync::atomic::AtomicI64;
+    use loom::sync::atomic::{fence, AtomicI64, Ordering::SeqCst};
     use loom::sync::Arc;
+
+    fn live(shared: bool) -> Arc<Live<AtomicI64>> {
+        Arc::new(Live {
+            own: AtomicI64::new(0),
+            shared: AtomicI64::new(i64::from(shared)),
+            peak: AtomicI64::new(0),
+            remote: AtomicI64::new(0),
+        })
+    }
+
+    fn light() {
+        fence(SeqCst);
+    }
 
     #[test]
     fn loom_live_peak_is_one_linear_history() {
         loom::model(|| {
-            let l = Arc::new(Live {
-                grown: AtomicI64::new(0),
-                own_shrunk: AtomicI64::new(0),
-                peak: AtomicI64::new(0),
-            });
+            let l = live(false);
             let other = {
                 let l = l.clone();
-                loom::thread::spawn(move || l.grow(5))
+                loom::thread::spawn(move || {
+                    l.share(|| fence(SeqCst));
+                    l.grow(5);
+                })
             };
-            l.grow(10);
+            l.grow_own(10, light);
             l.shrink_own(10);
-            l.grow(1);
+            l.grow_own(1, light);
             other.join().unwrap();
             assert_eq!(l.live(), 6);
             let peak = l.peak();
@@ -287,25 +372,41 @@ mod loom_live {
     }
 
     /// Two threads that each grow and then meet: the peak counts both.
-    #[test]
-    fn loom_live_concurrent_growths_both_counted() {
-        loom::model(|| {
-            let l = Arc::new(Live {
-                grown: AtomicI64::new(0),
-                own_shrunk: AtomicI64::new(0),
-                peak: AtomicI64::new(0),
-            });
+    fn both_counted(shared: bool, heavy: fn()) {
+        loom::model(move || {
+            let l = live(shared);
             let other = {
                 let l = l.clone();
-                loom::thread::spawn(move || l.grow(5))
+                loom::thread::spawn(move || {
+                    l.share(heavy);
+                    l.grow(5);
+                })
             };
-            l.grow(10);
+            l.grow_own(10, light);
             other.join().unwrap();
             // Both were live at once (after the join): the peak says so.
             assert_eq!(l.peak(), 15);
             l.shrink_own(10);
             assert_eq!(l.live(), 5);
         });
+    }
+
+    #[test]
+    fn loom_live_concurrent_growths_both_counted() {
+        both_counted(false, || fence(SeqCst));
+    }
+
+    /// No heavy fence (unavailable): the slot is shared from the start.
+    #[test]
+    fn loom_live_shared_from_the_start_without_fences() {
+        both_counted(true, || {});
+    }
+
+    /// The model catches a missing heavy side.
+    #[test]
+    #[should_panic(expected = "assertion")]
+    fn loom_live_without_the_heavy_side_a_growth_is_missed() {
+        both_counted(false, || {});
     }
 }
 
@@ -737,7 +838,7 @@ pub(crate) fn begin() -> Option<u32> {
         c.store(0, Ordering::Relaxed);
     }
     s.dropped.store(0, Ordering::Relaxed);
-    s.live.reset();
+    s.live.reset(!membarrier::available());
     s.first_stack.store(u32::MAX, Ordering::Relaxed);
     {
         let _g = s.lock.lock();
@@ -806,10 +907,31 @@ pub(crate) fn enter(h: u32) -> Prev {
         current: current(),
         own: own(),
     };
+    // This thread may grow the scopes of `h`'s chain from now on: the
+    // owners' growths must see its own (`live`).
+    let mut shared = false;
+    for_active(h, |_, c| {
+        if !c.own {
+            c.s.live.share(|| ());
+            shared = true;
+        }
+    });
+    if shared {
+        heavy();
+    }
     let _ = CURRENT.try_with(|c| c.set(h));
     let _ = OWN.try_with(|c| c.set(NONE));
     crate::sampler::force_slow_path();
     prev
+}
+
+/// The heavy side of `live`'s fence. If `membarrier` fails (a seccomp
+/// filter installed since the slot's `begin` probed it), scopes begun from
+/// now on start shared; a growth of an owner thread of a scope begun
+/// before, racing with this thread's first growth, could then be missed
+/// by its peak (the only case the protocol does not cover).
+fn heavy() {
+    let _ = membarrier::heavy();
 }
 
 /// Restores `prev` as this thread's scope after `enter`.
@@ -889,7 +1011,17 @@ impl Charge {
     }
 
     fn grow_live(self, bytes: u64) {
-        self.s.live.grow(bytes as i64);
+        let live = &self.s.live;
+        if self.own {
+            live.grow_own(bytes as i64, membarrier::light);
+        } else {
+            if !live.is_shared() {
+                // Not reached: `enter` shares the chain of a thread before
+                // it charges (only attached threads grow others' scopes).
+                live.share(heavy);
+            }
+            live.grow(bytes as i64);
+        }
     }
 
     fn shrink_live(self, bytes: u64) {
@@ -1046,8 +1178,10 @@ unsafe fn clear_sites(s: &Slot) {
 /// thread's current scope): every active scope from `h` up owns it. Inside
 /// a realloc, the scopes that `realloc_done` accounts only update their
 /// sites here. The thread is busy.
+#[inline(always)]
 pub(crate) fn on_alloc(h: u32, stack: StackId, size: u64) {
-    if h == own() && realloc_scope() == NONE {
+    // `own()` is 0 inside a realloc.
+    if h == own() {
         own_chain(h, |c| {
             c.site(stack, size, true);
             c.alloc(stack, size);
@@ -1077,8 +1211,10 @@ fn on_alloc_pinned(h: u32, stack: StackId, size: u64) {
 /// block moved to an unrelated scope) see a free. Each active scope of
 /// this thread's chain that does not own it counts a foreign free (not
 /// inside a realloc: `realloc_done` counts it).
+#[inline(always)]
 pub(crate) fn on_free(owner: u32, stack: StackId, size: u64) {
-    if owner != NONE && owner == own() && realloc_scope() == NONE {
+    // `own()` is 0 inside a realloc.
+    if owner != NONE && owner == own() {
         // The innermost scope of this thread's own chain: every scope of
         // the chain owns the block, none counts a foreign free.
         own_chain(owner, |c| {
@@ -1122,6 +1258,8 @@ fn on_free_pinned(owner: u32, stack: StackId, size: u64) {
 pub(crate) fn realloc_begin() {
     let cur = current();
     let _ = IN_REALLOC.try_with(|c| c.set(cur));
+    let own = OWN.try_with(|c| c.replace(NONE)).unwrap_or(NONE);
+    let _ = REALLOC_OWN.try_with(|c| c.set(own));
 }
 
 /// Accounts a realloc of `old_size` → `new_size` bytes in every active
@@ -1132,6 +1270,8 @@ pub(crate) fn realloc_begin() {
 /// not when the region was full and the inner allocator served it.
 pub(crate) fn realloc_done(ok: bool, old_owner: u32, old_size: u64, new_size: u64, tracked: bool) {
     let _ = IN_REALLOC.try_with(|c| c.set(NONE));
+    let own = REALLOC_OWN.try_with(|c| c.replace(NONE)).unwrap_or(NONE);
+    let _ = OWN.try_with(|c| c.set(own));
     if !ok {
         return;
     }

@@ -525,3 +525,48 @@ fn realloc_in_an_unrelated_scope_frees_the_block_for_its_owners() {
         raw_free(q, Layout::from_size_align(400, 8).unwrap());
     });
 }
+
+/// The owner thread and an attached thread each allocate a block at the
+/// same moment and hold it until both have: the peak counts both blocks,
+/// whichever of the two growths comes first (`scope::live`: the attach
+/// makes the heavy fence, so neither growth can miss the other). Many
+/// rounds, so that the growths often race.
+#[test]
+fn peak_counts_owner_and_attached_growths_that_race() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const BLOCK: usize = 64 * 1024;
+    for round in 0..200 {
+        let go = AtomicU32::new(0);
+        let held = AtomicU32::new(0);
+        let m = measure(|| {
+            let scope = memprof::current_scope().unwrap();
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    scope.attach(|| {
+                        while go.load(Ordering::Acquire) == 0 {
+                            std::hint::spin_loop();
+                        }
+                        let (p, l) = raw_alloc(BLOCK);
+                        held.fetch_add(1, Ordering::AcqRel);
+                        while held.load(Ordering::Acquire) < 2 {
+                            std::hint::spin_loop();
+                        }
+                        raw_free(p, l);
+                    })
+                });
+                go.store(1, Ordering::Release);
+                let (p, l) = raw_alloc(BLOCK);
+                held.fetch_add(1, Ordering::AcqRel);
+                while held.load(Ordering::Acquire) < 2 {
+                    std::hint::spin_loop();
+                }
+                raw_free(p, l);
+            });
+        });
+        assert!(
+            m.stats.peak_bytes >= 2 * BLOCK as u64,
+            "round {round}: peak {} < two blocks",
+            m.stats.peak_bytes
+        );
+    }
+}

@@ -11,6 +11,7 @@
 //! | `countdown` | the thread's sample countdown: one word of static TLS the fast path reaches inline |
 //! | `direct` | statics the fast paths reach without the GOT (the rate floor, the region's bounds) |
 //! | `lock` | a spin lock that is safe to hold across `fork` (see `crate::fork`) |
+//! | `membarrier` | the heavy side of an asymmetric fence (`membarrier(2)`), and whether it works here |
 //! | `arena` | bounded bump memory for the profiler's own tables; null when full |
 //! | `index` | a hash index from 32-bit hashes to ids with lock-free lookups |
 //! | `table` | append-only tables with lock-free lookups (stacks, records) |
@@ -28,6 +29,7 @@ pub(crate) mod dwarf;
 pub(crate) mod frames;
 pub(crate) mod index;
 pub(crate) mod lock;
+pub(crate) mod membarrier;
 pub(crate) mod os;
 pub(crate) mod proc;
 pub(crate) mod region;
