@@ -30,8 +30,9 @@
 //!
 //! Counter shards: the first time another thread counts an event on a
 //! record, the record gets `SHARDS` shards (`Shards`, from the arena),
-//! each on its own pair of cache lines, and from then on every thread but
-//! the owner counts in the shard of its own tag (`tag % SHARDS`). A shard
+//! each on its own pair of cache lines, and from then on every thread,
+//! the owner too, counts in the shard of its own tag (`tag % SHARDS`):
+//! the record's own lines are then only read. A shard
 //! is claimed by the first thread that counts in it (its `owner`, set
 //! once by a CAS from 0) and holds two sets: `own`, written by that thread
 //! only, with plain stores, and `shared`, which the other threads of that
@@ -365,19 +366,24 @@ pub(crate) fn count() -> usize {
     TABLE.len()
 }
 
-/// Counts an event on `r`: in its own set, plainly, on its owner thread.
+/// Counts an event on `r`: in its own set, plainly, on its owner thread
+/// while `r` has no shards. Once it has, the owner counts in its shard as
+/// every other thread does: the record's lines are then only read (the
+/// key, `owner`, `shards`), not written on every event by one thread while
+/// the others read them.
 #[inline]
 fn count_event(r: &Record, free: bool, weight: u64) {
     let tag = tag();
-    if tag == r.owner {
+    if tag == r.owner && r.shards.load(Ordering::Relaxed).is_null() {
         r.counts.count_owned(free, weight);
     } else {
         count_foreign(r, tag, free, weight);
     }
 }
 
-/// Counts an event of a thread that is not `r`'s owner: in its shard
-/// (see `count_in_shard`), or atomically in `r.shared` when it has none.
+/// Counts an event of a thread that is not `r`'s owner, or of its owner
+/// once `r` has shards: in its shard (see `count_in_shard`), or atomically
+/// in `r.shared` when it has none.
 #[inline(never)]
 fn count_foreign(r: &Record, tag: u64, free: bool, weight: u64) {
     let s = if tag == 0 {
@@ -666,7 +672,8 @@ mod tests {
 /// The `loom` model of single-writer sets and counter shards:
 /// `RUSTFLAGS="--cfg memprof_loom" cargo test --release --lib loom`. The
 /// record's owner (tag 1) counts an alloc in its own set with plain
-/// stores and hands the block to a second thread (tag 2), which publishes
+/// stores (in its shard, claiming it, once shards are published) and
+/// hands the block to a second thread (tag 2), which publishes
 /// the shards, counts an alloc of its own in its shard (claiming it),
 /// frees the owner's block there and frees its own block into the
 /// record's shared set (as a thread without locals does). A reader sums
@@ -741,7 +748,7 @@ mod loom_model {
         /// `count_event` and `count_foreign`, with shards published by
         /// the first foreign event of a tagged thread.
         fn count(&self, tag: u64, free: bool, weight: u64) {
-            if tag == OWNER {
+            if tag == OWNER && !self.published.load(Ordering::Relaxed) {
                 self.own.count_owned(free, weight);
             } else if tag == 0 {
                 self.shared.count(free, weight);
