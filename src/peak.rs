@@ -100,7 +100,7 @@ use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 /// (`NEXT_SLOT % SHARED`): still exact, only slower.
 const SLOTS: usize = 64;
 /// Slots `0..OWNED` have one thread each.
-const OWNED: usize = 60;
+const OWNED: usize = 48;
 /// The shared slots, `OWNED..SLOTS`; the last serves threads whose locals
 /// are gone.
 const SHARED: usize = SLOTS - OWNED;

@@ -36,9 +36,11 @@
 //! is claimed by the first thread that counts in it (its `owner`, set
 //! once by a CAS from 0) and holds two sets: `own`, written by that thread
 //! only, with plain stores, and `shared`, which the other threads of that
-//! shard (tags equal modulo `SHARDS`) add to atomically. Events no shard
-//! takes (a thread without its locals, a record past the shard budget or
-//! with the arena full) go to the record's `shared` set, atomically. So
+//! shard (tags equal modulo `SHARDS`) add to atomically. A record that
+//! cannot have shards (past the shard budget, the arena full, or a thread
+//! without its locals counted on it) is marked so (`no_shards`) and its
+//! other threads' events go to its `shared` set, atomically. A record
+//! without a mark has nothing but its own set to read. So
 //! two threads allocating at one site (at rate 1, every allocation) stop
 //! bouncing one cache line between their cores and neither uses a locked
 //! instruction, and a record only one thread uses costs no memory more.
@@ -242,11 +244,13 @@ pub(crate) struct Record {
     /// The tag of the thread that made the record, the one writer of
     /// `counts` (`NO_OWNER` if it had no tag).
     owner: u64,
-    /// Null until a second thread counts on the record; then set once.
+    /// Null until a second thread counts on the record; then set once,
+    /// to its shards or `no_shards()`.
     shards: AtomicPtr<Shards>,
     /// Written by `owner` only, with plain stores.
     counts: Counters,
-    /// Events of other threads that no shard takes, added atomically.
+    /// Events of other threads when the record has `no_shards()`, added
+    /// atomically.
     shared: Counters,
     /// `[allocs, frees, alloc_extra, free_extra]` at the last peak capture.
     peak: [AtomicU64; 4],
@@ -381,46 +385,54 @@ fn count_event(r: &Record, free: bool, weight: u64) {
     }
 }
 
+/// `Record::shards` of a record that will never have shards (past the
+/// budget, the arena full, or a thread without locals counted on it): the
+/// events of every thread but a stale-reading owner go to `shared` then.
+/// Never dereferenced; only compared.
+#[inline]
+fn no_shards() -> *mut Shards {
+    ptr::dangling_mut()
+}
+
 /// Counts an event of a thread that is not `r`'s owner, or of its owner
 /// once `r` has shards: in its shard (see `count_in_shard`), or atomically
-/// in `r.shared` when it has none.
+/// in `r.shared` when `r` has none. The shards (or `no_shards`) are
+/// published before anything is counted in either, so a reader that finds
+/// `r.shards` null has nothing to read but `r.counts` (see `read`).
 #[inline(never)]
 fn count_foreign(r: &Record, tag: u64, free: bool, weight: u64) {
-    let s = if tag == 0 {
-        ptr::null_mut()
-    } else {
-        match r.shards.load(Ordering::Acquire) {
-            s if s.is_null() => shard_slow(r),
-            s => s,
-        }
-    };
+    let mut s = r.shards.load(Ordering::Acquire);
     if s.is_null() {
+        s = shard_slow(r, tag);
+    }
+    if s == no_shards() || tag == 0 {
         r.shared.count(free, weight);
     } else {
-        // SAFETY: a non-null `shards` points to a zeroed, never freed
-        // `Shards` from the arena, published (release) after it was made;
-        // zeroed memory is a valid `Shards` (atomics).
+        // SAFETY: `shards`, if neither null nor `no_shards`, points to a
+        // zeroed, never freed `Shards` from the arena, published (release)
+        // after it was made; zeroed memory is a valid `Shards` (atomics).
         let shard = unsafe { &(*s).0[tag as usize % SHARDS] };
         count_in_shard(shard, tag, free, weight);
     }
 }
 
-/// Gives `r` its shards (if no other thread did, and the budget allows)
-/// and returns them, or null.
+/// Gives `r` its shards if no other thread did, or `no_shards` if the
+/// budget or the arena does not allow them (or `tag` is 0, a thread
+/// without locals: it has no shard), and returns what `r.shards` is now.
 #[cold]
 #[inline(never)]
-fn shard_slow(r: &Record) -> *mut Shards {
+fn shard_slow(r: &Record, tag: u64) -> *mut Shards {
     let _g = SHARD_LOCK.lock();
     let mut s = r.shards.load(Ordering::Acquire);
     if s.is_null() {
-        if SHARDED.load(Ordering::Relaxed) >= MAX_SHARDED {
-            return ptr::null_mut();
+        if tag != 0 && SHARDED.load(Ordering::Relaxed) < MAX_SHARDED {
+            s = arena::alloc_zeroed(core::mem::size_of::<Shards>(), 128).cast::<Shards>();
         }
-        s = arena::alloc_zeroed(core::mem::size_of::<Shards>(), 128).cast::<Shards>();
         if s.is_null() {
-            return s;
+            s = no_shards();
+        } else {
+            SHARDED.fetch_add(1, Ordering::Relaxed);
         }
-        SHARDED.fetch_add(1, Ordering::Relaxed);
         r.shards.store(s, Ordering::Release);
     }
     s
@@ -448,23 +460,21 @@ pub(crate) fn count_free(r: &Record, weight: u64) {
     count_event(r, true, weight);
 }
 
-/// `r`'s counters, summed over its sets (see `sum`).
+/// `r`'s counters, summed over its sets (see `sum`). A record with no
+/// shards pointer has only its own set to read (`count_foreign` publishes
+/// one before counting anywhere else): a peak capture reads every record,
+/// at rate 1 many thousands, so this is its whole cost per record.
 #[inline]
 fn read(r: &Record) -> [u64; 4] {
-    let (own, shared) = (&r.counts, &r.shared);
+    let own = &r.counts;
     if r.shards.load(Ordering::Acquire).is_null() {
-        // `sum` over the record's two sets alone, as long as no shards
-        // appear before the allocs are read: a peak capture reads every
-        // record.
+        // `sum` over the record's own set alone, as long as no shards
+        // appear before the allocs are read.
         let frees = own.frees.load(Ordering::Acquire);
-        let frees = frees.wrapping_add(shared.frees.load(Ordering::Acquire));
         let free_extra = own.free_extra.load(Ordering::Relaxed);
-        let free_extra = free_extra.wrapping_add(shared.free_extra.load(Ordering::Relaxed));
         if r.shards.load(Ordering::Acquire).is_null() {
             let allocs = own.allocs.load(Ordering::Acquire);
-            let allocs = allocs.wrapping_add(shared.allocs.load(Ordering::Acquire));
             let alloc_extra = own.alloc_extra.load(Ordering::Relaxed);
-            let alloc_extra = alloc_extra.wrapping_add(shared.alloc_extra.load(Ordering::Relaxed));
             return [allocs, frees, alloc_extra, free_extra];
         }
     }
@@ -476,7 +486,7 @@ fn read(r: &Record) -> [u64; 4] {
 fn read_sharded(r: &Record) -> [u64; 4] {
     sum(|| {
         let s = r.shards.load(Ordering::Acquire);
-        let shards: &[Shard] = if s.is_null() {
+        let shards: &[Shard] = if s.is_null() || s == no_shards() {
             &[]
         } else {
             // SAFETY: as in `count_foreign`.
@@ -673,15 +683,18 @@ mod tests {
 /// `RUSTFLAGS="--cfg memprof_loom" cargo test --release --lib loom`. The
 /// record's owner (tag 1) counts an alloc in its own set with plain
 /// stores (in its shard, claiming it, once shards are published) and
-/// hands the block to a second thread (tag 2), which publishes
-/// the shards, counts an alloc of its own in its shard (claiming it),
-/// frees the owner's block there and frees its own block into the
-/// record's shared set (as a thread without locals does). A reader sums
-/// meanwhile: it never sees more frees than allocs; at the end the sums
-/// are exact. Two threads of one shard (tags 2 and 4) race to claim it,
-/// likewise. Two models break the
-/// protocol and must fail: two threads counting plainly in one set (as
-/// two owners would), and two threads claiming one shard without the CAS.
+/// hands the block to a second thread (tag 2), which publishes the shards,
+/// counts an alloc of its own in its shard (claiming it), frees the
+/// owner's block there and frees its own block as a thread without locals
+/// (tag 0: the record's shared set). With the second thread without
+/// locals throughout, it marks the record `no_shards` instead, and the
+/// events of both but the owner's plain one go to the shared set. A
+/// reader sums meanwhile, as `read` does (the own set alone while nothing
+/// is published): it never sees more frees than allocs; at the end the
+/// sums are exact. Two threads of one shard (tags 2 and 4) race to claim
+/// it, likewise. Two models break the protocol and must fail: two threads
+/// counting plainly in one set (as two owners would), and two threads
+/// claiming one shard without the CAS.
 #[cfg(all(test, memprof_loom))]
 mod loom_model {
     use super::*;
@@ -725,12 +738,17 @@ mod loom_model {
     }
 
     const OWNER: u64 = 1;
+    /// `Rec::shards`: nothing published, the shards, `no_shards`.
+    const NULL: u64 = 0;
+    const SHARDS_ON: u64 = 1;
+    const NO_SHARDS: u64 = 2;
 
     struct Rec {
         own: Counters<LoomU64>,
         shared: Counters<LoomU64>,
         shards: [Shard<LoomU64>; 2],
-        published: AtomicBool,
+        /// `Record::shards`, as one of the three states.
+        published: LoomU64,
         handed: AtomicBool,
     }
 
@@ -740,27 +758,51 @@ mod loom_model {
                 own: set(),
                 shared: set(),
                 shards: [shard(), shard()],
-                published: AtomicBool::new(false),
+                published: LoomU64::new(NULL),
                 handed: AtomicBool::new(false),
             })
         }
 
-        /// `count_event` and `count_foreign`, with shards published by
-        /// the first foreign event of a tagged thread.
+        /// `count_event`, `count_foreign` and `shard_slow` (its lock a
+        /// CAS: the first to publish wins).
         fn count(&self, tag: u64, free: bool, weight: u64) {
-            if tag == OWNER && !self.published.load(Ordering::Relaxed) {
-                self.own.count_owned(free, weight);
-            } else if tag == 0 {
+            if tag == OWNER && self.published.load(Ordering::Relaxed) == NULL {
+                return self.own.count_owned(free, weight);
+            }
+            let mut s = self.published.load(Ordering::Acquire);
+            if s == NULL {
+                let want = if tag == 0 { NO_SHARDS } else { SHARDS_ON };
+                s = match self.published.compare_exchange(
+                    NULL,
+                    want,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => want,
+                    Err(now) => now,
+                };
+            }
+            if s == NO_SHARDS || tag == 0 {
                 self.shared.count(free, weight);
             } else {
-                self.published.store(true, Ordering::Release);
                 count_in_shard(&self.shards[tag as usize % 2], tag, free, weight);
             }
         }
 
+        /// `read`: the own set alone while nothing is published, else
+        /// `read_sharded`.
         fn sum(&self) -> [u64; 4] {
+            if self.published.load(Ordering::Acquire) == NULL {
+                let frees = self.own.frees.load(Ordering::Acquire);
+                let free_extra = self.own.free_extra.load(Ordering::Relaxed);
+                if self.published.load(Ordering::Acquire) == NULL {
+                    let allocs = self.own.allocs.load(Ordering::Acquire);
+                    let alloc_extra = self.own.alloc_extra.load(Ordering::Relaxed);
+                    return [allocs, frees, alloc_extra, free_extra];
+                }
+            }
             sum(|| {
-                let n = if self.published.load(Ordering::Acquire) {
+                let n = if self.published.load(Ordering::Acquire) == SHARDS_ON {
                     2
                 } else {
                     0
@@ -788,9 +830,9 @@ mod loom_model {
         b
     }
 
-    #[test]
-    fn loom_owned_sets_and_shards_lose_nothing_and_never_show_a_free_before_its_alloc() {
-        builder().check(|| {
+    /// The owner and a second thread of tag `other` (0: without locals).
+    fn owner_and_other(other: u64) {
+        builder().check(move || {
             let r = Rec::new();
             let owner = {
                 let r = r.clone();
@@ -799,22 +841,32 @@ mod loom_model {
                     r.handed.store(true, Ordering::Release);
                 })
             };
-            let other = {
+            let second = {
                 let r = r.clone();
                 loom::thread::spawn(move || {
-                    r.count(2, false, WEIGHT_ONE);
+                    r.count(other, false, WEIGHT_ONE);
                     while !r.handed.load(Ordering::Acquire) {
                         loom::thread::yield_now();
                     }
-                    r.count(2, true, W);
+                    r.count(other, true, W);
                     r.count(0, true, WEIGHT_ONE);
                 })
             };
             check(r.sum());
             owner.join().unwrap();
-            other.join().unwrap();
+            second.join().unwrap();
             assert_eq!(r.sum(), [2, 2, W - WEIGHT_ONE, W - WEIGHT_ONE]);
         });
+    }
+
+    #[test]
+    fn loom_owned_sets_and_shards_lose_nothing_and_never_show_a_free_before_its_alloc() {
+        owner_and_other(2);
+    }
+
+    #[test]
+    fn loom_a_record_marked_no_shards_loses_nothing() {
+        owner_and_other(0);
     }
 
     /// Two threads of one shard (tags 2 and 4) race to claim it: one
@@ -878,7 +930,7 @@ mod loom_model {
             };
             racy(&r, 4);
             t.join().unwrap();
-            r.published.store(true, Ordering::Release);
+            r.published.store(SHARDS_ON, Ordering::Release);
             assert_eq!(r.sum()[0], 2);
         });
     }
