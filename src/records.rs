@@ -32,21 +32,24 @@
 //! record, the record gets `SHARDS` shards (`Shards`, from the arena),
 //! each on its own pair of cache lines, and from then on every thread,
 //! the owner too, counts in the shard of its own tag (`tag % SHARDS`):
-//! the record's own lines are then only read. A shard
-//! is claimed by the first thread that counts in it (its `owner`, set
-//! once by a CAS from 0) and holds two sets: `own`, written by that thread
-//! only, with plain stores, and `shared`, which the other threads of that
-//! shard (tags equal modulo `SHARDS`) add to atomically. A record that
-//! cannot have shards (past the shard budget, the arena full, or a thread
-//! without its locals counted on it) is marked so (`no_shards`) and its
-//! other threads' events go to its `shared` set, atomically. A record
-//! without a mark has nothing but its own set to read. So
-//! two threads allocating at one site (at rate 1, every allocation) stop
+//! the record's own lines are then only read. A shard is claimed by the
+//! first thread that counts in it (its `owner`, set once by a CAS from 0)
+//! and holds two sets: `own`, written by that thread only, with plain
+//! stores, and `shared`, which the other threads of that shard (tags
+//! equal modulo `SHARDS`) add to atomically. The shards come with one
+//! more set, added to atomically by threads without their locals (tag 0).
+//! Past `MAX_SHARDED` records with shards, a record gets that one set
+//! alone (`Overflow`, 64 bytes), and every other thread adds to it. A
+//! record with neither (`shards` null) has nothing but its own set to
+//! read, and stays 104 bytes: at rate 1 a program has many thousands of
+//! thousands of records, and a peak capture reads them all. So two
+//! threads allocating at one site (at rate 1, every allocation) stop
 //! bouncing one cache line between their cores and neither uses a locked
 //! instruction, and a record only one thread uses costs no memory more.
 //! A reader sums every set: which set an event lands in never matters for
-//! exactness, only for speed. Shard sets are never freed; at most
-//! `MAX_SHARDED` records get them.
+//! exactness, only for speed. Shard sets are never freed. With the arena
+//! full (1 GiB of tables), a record without shards drops its other
+//! threads' events (counted as dropped, as samples are then).
 //!
 //! Invariants (per record, at any instant a reader loads `frees` before
 //! `allocs`): `frees <= allocs` and `free_weight <= alloc_weight`. Each set
@@ -232,7 +235,41 @@ fn count_in_shard<C: Count>(shard: &Shard<C>, tag: u64, free: bool, weight: u64)
 }
 
 /// A record's extra counter sets, one pair of cache lines each.
-struct Shards([Shard; SHARDS]);
+#[repr(C, align(128))]
+struct Shards {
+    /// Events of threads without a shard (see `Overflow`); first, as in
+    /// `Overflow`.
+    shared: Counters,
+    shard: [Shard; SHARDS],
+}
+
+/// What a record past the shard budget gets instead of `Shards`: only the
+/// set every other thread adds to atomically. `Record::shards` points to
+/// one with its low bit set.
+#[repr(C, align(64))]
+struct Overflow {
+    shared: Counters,
+}
+
+/// `Record::shards`, read: the shared set and the shards (none for an
+/// `Overflow`), or `None` while null.
+#[inline]
+fn sets_of(p: *mut u8) -> Option<(&'static Counters, &'static [Shard])> {
+    if p.is_null() {
+        None
+    } else if p as usize & 1 == 0 {
+        // SAFETY: an untagged non-null `shards` points to a zeroed, never
+        // freed `Shards` from the arena, published (release) after it was
+        // made; zeroed memory is a valid `Shards` (atomics).
+        let s = unsafe { &*p.cast::<Shards>() };
+        Some((&s.shared, &s.shard))
+    } else {
+        // SAFETY: as above, for an `Overflow`, its address tagged with 1
+        // (it is 64-aligned).
+        let o = unsafe { &*p.wrapping_sub(1).cast::<Overflow>() };
+        Some((&o.shared, &[]))
+    }
+}
 
 pub(crate) struct Record {
     /// The stack's full hash (`stacks::finish`): records are found by it,
@@ -244,17 +281,18 @@ pub(crate) struct Record {
     /// The tag of the thread that made the record, the one writer of
     /// `counts` (`NO_OWNER` if it had no tag).
     owner: u64,
-    /// Null until a second thread counts on the record; then set once,
-    /// to its shards or `no_shards()`.
-    shards: AtomicPtr<Shards>,
+    /// Null until a second thread counts on the record; then set once, to
+    /// its `Shards`, or past the budget its `Overflow` (tagged: see
+    /// `sets_of`).
+    shards: AtomicPtr<u8>,
     /// Written by `owner` only, with plain stores.
     counts: Counters,
-    /// Events of other threads when the record has `no_shards()`, added
-    /// atomically.
-    shared: Counters,
     /// `[allocs, frees, alloc_extra, free_extra]` at the last peak capture.
     peak: [AtomicU64; 4],
 }
+
+// Every record pays for its fields, and a peak capture reads them all.
+const _: () = assert!(core::mem::size_of::<Record>() == 104);
 
 /// A consistent read of one record's counters.
 pub(crate) struct Counts {
@@ -358,7 +396,6 @@ pub(crate) fn intern(
             },
             shards: AtomicPtr::new(ptr::null_mut()),
             counts: Counters::new(),
-            shared: Counters::new(),
             peak: [const { AtomicU64::new(0) }; 4],
         })
     })?;
@@ -385,57 +422,51 @@ fn count_event(r: &Record, free: bool, weight: u64) {
     }
 }
 
-/// `Record::shards` of a record that will never have shards (past the
-/// budget, the arena full, or a thread without locals counted on it): the
-/// events of every thread but a stale-reading owner go to `shared` then.
-/// Never dereferenced; only compared.
-#[inline]
-fn no_shards() -> *mut Shards {
-    ptr::dangling_mut()
-}
-
 /// Counts an event of a thread that is not `r`'s owner, or of its owner
 /// once `r` has shards: in its shard (see `count_in_shard`), or atomically
-/// in `r.shared` when `r` has none. The shards (or `no_shards`) are
-/// published before anything is counted in either, so a reader that finds
-/// `r.shards` null has nothing to read but `r.counts` (see `read`).
+/// in the shared set when it has none (a thread without locals, a record
+/// past the budget). The shards are published before anything is counted
+/// in them, so a reader that finds `r.shards` null has nothing to read but
+/// `r.counts` (see `read`). With the arena full (1 GiB of tables) the
+/// event is dropped and counted as dropped, as a sample is then.
 #[inline(never)]
 fn count_foreign(r: &Record, tag: u64, free: bool, weight: u64) {
-    let mut s = r.shards.load(Ordering::Acquire);
-    if s.is_null() {
-        s = shard_slow(r, tag);
+    let mut p = r.shards.load(Ordering::Acquire);
+    if p.is_null() {
+        p = shard_slow(r);
     }
-    if s == no_shards() || tag == 0 {
-        r.shared.count(free, weight);
-    } else {
-        // SAFETY: `shards`, if neither null nor `no_shards`, points to a
-        // zeroed, never freed `Shards` from the arena, published (release)
-        // after it was made; zeroed memory is a valid `Shards` (atomics).
-        let shard = unsafe { &(*s).0[tag as usize % SHARDS] };
-        count_in_shard(shard, tag, free, weight);
+    let Some((shared, shards)) = sets_of(p) else {
+        note_dropped();
+        return;
+    };
+    match shards.get(tag as usize % SHARDS) {
+        Some(shard) if tag != 0 => count_in_shard(shard, tag, free, weight),
+        _ => shared.count(free, weight),
     }
 }
 
-/// Gives `r` its shards if no other thread did, or `no_shards` if the
-/// budget or the arena does not allow them (or `tag` is 0, a thread
-/// without locals: it has no shard), and returns what `r.shards` is now.
+/// Gives `r` its shards if no other thread did (an `Overflow` past the
+/// budget), and returns what `r.shards` is now: null if the arena is full.
 #[cold]
 #[inline(never)]
-fn shard_slow(r: &Record, tag: u64) -> *mut Shards {
+fn shard_slow(r: &Record) -> *mut u8 {
     let _g = SHARD_LOCK.lock();
-    let mut s = r.shards.load(Ordering::Acquire);
-    if s.is_null() {
-        if tag != 0 && SHARDED.load(Ordering::Relaxed) < MAX_SHARDED {
-            s = arena::alloc_zeroed(core::mem::size_of::<Shards>(), 128).cast::<Shards>();
-        }
-        if s.is_null() {
-            s = no_shards();
+    let mut p = r.shards.load(Ordering::Acquire);
+    if p.is_null() {
+        if SHARDED.load(Ordering::Relaxed) < MAX_SHARDED {
+            p = arena::alloc_zeroed(core::mem::size_of::<Shards>(), 128);
+            if !p.is_null() {
+                SHARDED.fetch_add(1, Ordering::Relaxed);
+            }
         } else {
-            SHARDED.fetch_add(1, Ordering::Relaxed);
+            p = arena::alloc_zeroed(core::mem::size_of::<Overflow>(), 64);
+            if !p.is_null() {
+                p = p.wrapping_add(1);
+            }
         }
-        r.shards.store(s, Ordering::Release);
+        r.shards.store(p, Ordering::Release);
     }
-    s
+    p
 }
 
 #[cfg(test)]
@@ -462,7 +493,7 @@ pub(crate) fn count_free(r: &Record, weight: u64) {
 
 /// `r`'s counters, summed over its sets (see `sum`). A record with no
 /// shards pointer has only its own set to read (`count_foreign` publishes
-/// one before counting anywhere else): a peak capture reads every record,
+/// them before counting in them): a peak capture reads every record,
 /// at rate 1 many thousands, so this is its whole cost per record.
 #[inline]
 fn read(r: &Record) -> [u64; 4] {
@@ -485,15 +516,10 @@ fn read(r: &Record) -> [u64; 4] {
 #[inline(never)]
 fn read_sharded(r: &Record) -> [u64; 4] {
     sum(|| {
-        let s = r.shards.load(Ordering::Acquire);
-        let shards: &[Shard] = if s.is_null() || s == no_shards() {
-            &[]
-        } else {
-            // SAFETY: as in `count_foreign`.
-            unsafe { &(*s).0 }
-        };
-        [&r.counts, &r.shared]
-            .into_iter()
+        let (shared, shards) = sets_of(r.shards.load(Ordering::Acquire))
+            .map_or((None, &[][..]), |(c, s)| (Some(c), s));
+        core::iter::once(&r.counts)
+            .chain(shared)
             .chain(shards.iter().flat_map(|s| [&s.own, &s.shared]))
     })
 }
@@ -666,14 +692,10 @@ mod tests {
         );
         let r = get(id);
         assert_eq!(r.owner, tag());
-        // SAFETY: published above (other threads counted on the record).
-        let shards = unsafe { &*r.shards.load(Ordering::Acquire) };
+        let (_, shards) = sets_of(r.shards.load(Ordering::Acquire)).unwrap();
+        assert_eq!(shards.len(), SHARDS);
+        assert!(shards.iter().all(|s| s.owner.load(Ordering::Relaxed) != 0));
         assert!(shards
-            .0
-            .iter()
-            .all(|s| s.owner.load(Ordering::Relaxed) != 0));
-        assert!(shards
-            .0
             .iter()
             .any(|s| s.shared.allocs.load(Ordering::Relaxed) != 0));
     }
@@ -686,9 +708,10 @@ mod tests {
 /// hands the block to a second thread (tag 2), which publishes the shards,
 /// counts an alloc of its own in its shard (claiming it), frees the
 /// owner's block there and frees its own block as a thread without locals
-/// (tag 0: the record's shared set). With the second thread without
-/// locals throughout, it marks the record `no_shards` instead, and the
-/// events of both but the owner's plain one go to the shared set. A
+/// (tag 0: the shards' shared set). With the second thread without
+/// locals throughout, the record gets the shared set alone instead (as
+/// an `Overflow` past the budget), and the events of both but the owner's
+/// plain one go to it. A
 /// reader sums meanwhile, as `read` does (the own set alone while nothing
 /// is published): it never sees more frees than allocs; at the end the
 /// sums are exact. Two threads of one shard (tags 2 and 4) race to claim
@@ -738,10 +761,11 @@ mod loom_model {
     }
 
     const OWNER: u64 = 1;
-    /// `Rec::shards`: nothing published, the shards, `no_shards`.
+    /// `Rec::published`: nothing, the shards (with the shared set), an
+    /// `Overflow` (the shared set alone).
     const NULL: u64 = 0;
     const SHARDS_ON: u64 = 1;
-    const NO_SHARDS: u64 = 2;
+    const OVERFLOW: u64 = 2;
 
     struct Rec {
         own: Counters<LoomU64>,
@@ -771,7 +795,9 @@ mod loom_model {
             }
             let mut s = self.published.load(Ordering::Acquire);
             if s == NULL {
-                let want = if tag == 0 { NO_SHARDS } else { SHARDS_ON };
+                // (The model gives a thread without locals the `Overflow`,
+                // as the budget would.)
+                let want = if tag == 0 { OVERFLOW } else { SHARDS_ON };
                 s = match self.published.compare_exchange(
                     NULL,
                     want,
@@ -782,7 +808,7 @@ mod loom_model {
                     Err(now) => now,
                 };
             }
-            if s == NO_SHARDS || tag == 0 {
+            if s == OVERFLOW || tag == 0 {
                 self.shared.count(free, weight);
             } else {
                 count_in_shard(&self.shards[tag as usize % 2], tag, free, weight);
@@ -865,7 +891,7 @@ mod loom_model {
     }
 
     #[test]
-    fn loom_a_record_marked_no_shards_loses_nothing() {
+    fn loom_a_record_with_the_shared_set_alone_loses_nothing() {
         owner_and_other(0);
     }
 
