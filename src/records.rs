@@ -205,7 +205,7 @@ fn sum<'a, C: Count + 'a, I: Iterator<Item = &'a Counters<C>>>(
 
 /// Counter sets per sharded record.
 const SHARDS: usize = 8;
-/// Most records with shards: 16 MiB of them.
+/// Most records with shards: 18 MiB of them.
 const MAX_SHARDED: u32 = 16 * 1024;
 
 /// One shard: a set its `owner` thread (a tag, 0 until claimed) writes
