@@ -12,6 +12,14 @@
 //! The counter is split in per-thread slots (`SLOTS`, each alone on its
 //! pair of cache lines; a thread adds to its own slot, a free to the
 //! freeing thread's slot, so a slot may go negative): in-use is their sum.
+//! The first `OWNED` threads each get a slot of their own, for good (a
+//! 64-bit count hands them out, so none is handed out twice, and a slot is
+//! never handed back, even when its thread exits): its only writer, the
+//! thread adds with a plain load and store (`add_owned`, `sub_owned`: no
+//! locked instruction; at rate 1 these were two of the four locked
+//! read-modify-writes of an alloc and free). Later threads, and threads
+//! whose locals are gone, share the last `SLOTS - OWNED` slots and add
+//! atomically (`add`, `sub`).
 //! One shared counter was one cache line bounced between cores on every
 //! sample and every free: at rate 1 with two threads allocating, a third
 //! of the time. A sum of slots costs a load per slot in use, so it is
@@ -63,7 +71,8 @@
 //! sample raises it may skip one check, as a stale read of the one
 //! counter could.
 //!
-//! Thread safety: the slots, `BOUND` and `HIGH` are atomics; a capture holds
+//! Thread safety: the slots, `BOUND` and `HIGH` are atomics (an owned
+//! slot's written by its thread alone, with plain stores); a capture holds
 //! `CAPTURE`. A free at a new high waits for it when another thread holds
 //! it, then checks again: skipping would lose that high for good, since
 //! in-use only falls after it (a test saw the peak stuck at 162 of 200
@@ -77,7 +86,8 @@
 //! `Σ slot.inuse == Σ est_bytes(weight, size)` over live sampled blocks;
 //! each `slot.inuse <= slot.reserve`; `BOUND == Σ slot.reserve`. And
 //! `CAPTURED <= HIGH`, `RISE == CAPTURED + hysteresis(CAPTURED)` after
-//! every capture or reset. (`validate` checks the slot ones.)
+//! every capture or reset. (`validate` checks the slot ones.) At every
+//! instant: an owned slot has at most one thread that ever wrote it.
 
 use crate::records;
 use crate::sampler::WEIGHT_ONE;
@@ -85,15 +95,21 @@ use crate::sys::lock::SpinLock;
 use core::cell::Cell;
 use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
-/// Per-thread slots of the in-use counter. Threads past this many share
-/// slots (`NEXT_SLOT % SLOTS`): still exact, only slower.
+/// Per-thread slots of the in-use counter: `OWNED` slots each written by
+/// one thread, then shared ones. Threads past `OWNED` share those
+/// (`NEXT_SLOT % SHARED`): still exact, only slower.
 const SLOTS: usize = 64;
+/// Slots `0..OWNED` have one thread each.
+const OWNED: usize = 48;
+/// The shared slots, `OWNED..SLOTS`; the last serves threads whose locals
+/// are gone.
+const SHARED: usize = SLOTS - OWNED;
 /// The reserve's step (see the module docs).
 const CHUNK: i64 = 4096;
 
 /// One slot: alone on its cache-line pair (the adjacent-line prefetcher
-/// pairs lines), written by its thread only, read by the others only near
-/// the peak and by the readers.
+/// pairs lines), written by its thread only (or by its sharers,
+/// atomically), read by the others only near the peak and by the readers.
 #[repr(C, align(128))]
 struct Slot<A = AtomicI64> {
     /// The slot's share of in-use (samples minus frees counted here).
@@ -109,11 +125,11 @@ static SLOT: [Slot; SLOTS] = [const {
     }
 }; SLOTS];
 
-/// Slots handed out so far (at least 1: slot 0 serves a thread whose
-/// locals are gone), capped at `SLOTS`: a sum reads that many.
-static USED: AtomicU32 = AtomicU32::new(1);
-/// Slots handed out, ever (the next one, modulo `SLOTS`).
-static NEXT_SLOT: AtomicU32 = AtomicU32::new(1);
+/// One past the highest slot handed out so far: a sum reads that many.
+static USED: AtomicU32 = AtomicU32::new(0);
+/// Slots handed out, ever. 64 bits: it never wraps, so an owned slot is
+/// never handed out twice.
+static NEXT_SLOT: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// This thread's slot plus one; 0 until its first sample or free.
@@ -152,12 +168,24 @@ trait Word {
     fn get(&self) -> i64;
     fn add(&self, v: i64) -> i64;
     fn cas(&self, old: i64, new: i64) -> bool;
+    /// Its one writer's read of it (relaxed).
+    fn mine(&self) -> i64;
+    /// Its one writer's store (release; a plain store on x86).
+    fn set(&self, v: i64);
 }
 
 impl Word for AtomicI64 {
     #[inline]
     fn get(&self) -> i64 {
         AtomicI64::load(self, Ordering::SeqCst)
+    }
+    #[inline]
+    fn mine(&self) -> i64 {
+        AtomicI64::load(self, Ordering::Relaxed)
+    }
+    #[inline]
+    fn set(&self, v: i64) {
+        self.store(v, Ordering::Release);
     }
     #[inline]
     fn add(&self, v: i64) -> i64 {
@@ -223,29 +251,103 @@ fn lower<A: Word>(slot: &Slot<A>, bound: &A, v: i64, r: i64) {
     }
 }
 
-/// This thread's slot: handed out at its first sample or free, slot 0
-/// once its locals are gone.
+/// `add` for the one writer of `slot` (an owned slot's thread): plain
+/// loads and stores, and no re-check, since nothing else moves the slot.
 #[inline]
-fn my_slot() -> &'static Slot {
-    let i = MY_SLOT
-        .try_with(|s| {
-            let v = s.get();
-            if v != 0 {
-                return v - 1;
-            }
-            let i = new_slot();
-            s.set(i + 1);
-            i
-        })
-        .unwrap_or(0);
-    &SLOT[i as usize % SLOTS]
+fn add_owned<A: Word>(slot: &Slot<A>, bound: &A, b: i64) {
+    let v = slot.inuse.mine().wrapping_add(b);
+    slot.inuse.set(v);
+    let r = slot.reserve.mine();
+    if v > r {
+        raise_owned(slot, bound, v, r);
+    }
 }
 
 #[cold]
-fn new_slot() -> u32 {
-    let i = NEXT_SLOT.fetch_add(1, Ordering::Relaxed) % SLOTS as u32;
-    USED.fetch_max(i + 1, Ordering::Relaxed);
+#[inline(never)]
+fn raise_owned<A: Word>(slot: &Slot<A>, bound: &A, v: i64, r: i64) {
+    let by = v.wrapping_sub(r).wrapping_add(CHUNK);
+    slot.reserve.set(r.wrapping_add(by));
+    bound.add(by);
+}
+
+/// `sub` for the one writer of `slot`.
+#[inline]
+fn sub_owned<A: Word>(slot: &Slot<A>, bound: &A, b: i64) {
+    let v = slot.inuse.mine().wrapping_sub(b);
+    slot.inuse.set(v);
+    let r = slot.reserve.mine();
+    if r.wrapping_sub(v) > 2 * CHUNK {
+        lower_owned(slot, bound, v, r);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn lower_owned<A: Word>(slot: &Slot<A>, bound: &A, v: i64, r: i64) {
+    let by = r.wrapping_sub(v).wrapping_sub(CHUNK);
+    slot.reserve.set(r.wrapping_sub(by));
+    bound.add(by.wrapping_neg());
+}
+
+/// This thread's slot index: handed out at its first sample or free; the
+/// last shared slot once its locals are gone.
+#[inline]
+fn my_slot() -> usize {
+    MY_SLOT
+        .try_with(|s| {
+            let v = s.get();
+            if v != 0 {
+                return v as usize - 1;
+            }
+            let i = new_slot(NEXT_SLOT.fetch_add(1, Ordering::Relaxed));
+            s.set(i as u32 + 1);
+            i
+        })
+        .unwrap_or_else(|_| mark_used(SLOTS - 1))
+}
+
+/// The slot of the `n`th thread to ask (from 0): its own for the first
+/// `OWNED`, a shared one after.
+#[cold]
+fn new_slot(n: u64) -> usize {
+    mark_used(slot_of(n))
+}
+
+/// Makes sums read slot `i`.
+fn mark_used(i: usize) -> usize {
+    USED.fetch_max(i as u32 + 1, Ordering::Relaxed);
     i
+}
+
+#[inline]
+fn slot_of(n: u64) -> usize {
+    if n < OWNED as u64 {
+        n as usize
+    } else {
+        OWNED + (n % SHARED as u64) as usize
+    }
+}
+
+/// Adds `b` (possibly negative) bytes to slot `i` of this thread.
+#[inline]
+fn add_mine(i: usize, b: i64) {
+    let slot = &SLOT[i % SLOTS];
+    if i < OWNED {
+        add_owned(slot, &BOUND.0, b);
+    } else {
+        add(slot, &BOUND.0, b);
+    }
+}
+
+#[inline]
+fn sub_mine(i: usize, b: i64) {
+    let slot = &SLOT[i % SLOTS];
+    if i < OWNED {
+        sub_owned(slot, &BOUND.0, b);
+    } else {
+        sub(slot, &BOUND.0, b);
+    }
 }
 
 /// In-use now: the sum of the slots (exact when no sample is being
@@ -273,7 +375,7 @@ pub(crate) fn est_bytes(weight: u64, size: u64) -> u64 {
 /// A sample of `weight` and `size` was recorded.
 #[inline]
 pub(crate) fn on_alloc(weight: u64, size: u64) {
-    add(my_slot(), &BOUND.0, est_bytes(weight, size) as i64);
+    add_mine(my_slot(), est_bytes(weight, size) as i64);
     if near_peak() {
         note_high();
     }
@@ -305,7 +407,7 @@ pub(crate) fn on_free(weight: u64, size: u64) {
     if near_peak() {
         capture_if_at_new_high();
     }
-    sub(slot, &BOUND.0, est_bytes(weight, size) as i64);
+    sub_mine(slot, est_bytes(weight, size) as i64);
 }
 
 #[cold]
@@ -493,15 +595,17 @@ mod tests {
     }
 }
 
-/// The `loom` model of a slot shared by two threads (threads past `SLOTS`
-/// do share): `RUSTFLAGS="--cfg memprof_loom" cargo test --release --lib
-/// loom`. Whatever the interleaving, once both are done the reserve is
-/// at or above the counter (a lowering that raced an add raised it back)
-/// and the bound is the reserve.
+/// The `loom` models of the slots: `RUSTFLAGS="--cfg memprof_loom" cargo
+/// test --release --lib loom`. A slot shared by two threads (threads past
+/// `OWNED` do share): whatever the interleaving, once both are done the
+/// reserve is at or above the counter (a lowering that raced an add
+/// raised it back) and the bound is the reserve. Owned slots: two threads
+/// handed slots concurrently write one each with plain stores and lose
+/// nothing; made owners of one slot, they lose an update.
 #[cfg(all(test, memprof_loom))]
 mod loom_model {
     use super::*;
-    use loom::sync::atomic::AtomicI64 as LoomI64;
+    use loom::sync::atomic::{AtomicI64 as LoomI64, AtomicU64 as LoomU64};
     use loom::sync::Arc;
 
     impl Word for LoomI64 {
@@ -515,6 +619,70 @@ mod loom_model {
             self.compare_exchange(old, new, Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok()
         }
+        fn mine(&self) -> i64 {
+            LoomI64::load(self, Ordering::Relaxed)
+        }
+        fn set(&self, v: i64) {
+            self.store(v, Ordering::Release);
+        }
+    }
+
+    fn slot() -> Slot<LoomI64> {
+        Slot {
+            inuse: LoomI64::new(0),
+            reserve: LoomI64::new(0),
+        }
+    }
+
+    /// Two threads take slots as `my_slot` does (`slot_of` of a shared
+    /// count) and each rises 3 chunks and falls back with the plain
+    /// `add_owned` and `sub_owned` on its slot (or `add` and `sub` on a
+    /// shared one), while the main thread sums. `owned_by` says which slot
+    /// index each thread writes: `None` is the protocol; `Some(i)` makes
+    /// both threads owners of slot `i`, which must lose an update.
+    fn run_owned(owned_by: Option<usize>) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(move || {
+            let s = Arc::new(([slot(), slot()], LoomI64::new(0), LoomU64::new(0)));
+            let ops = |s: Arc<([Slot<LoomI64>; 2], LoomI64, LoomU64)>| {
+                move || {
+                    let i = match owned_by {
+                        Some(i) => i,
+                        None => slot_of(s.2.fetch_add(1, Ordering::Relaxed)),
+                    };
+                    assert!(i < OWNED);
+                    for b in [CHUNK, 2 * CHUNK] {
+                        add_owned(&s.0[i], &s.1, b);
+                    }
+                    sub_owned(&s.0[i], &s.1, 3 * CHUNK);
+                    add_owned(&s.0[i], &s.1, 100);
+                }
+            };
+            let t = loom::thread::spawn(ops(s.clone()));
+            ops(s.clone())();
+            t.join().unwrap();
+            let (mut v, mut r) = (0, 0);
+            for slot in &s.0 {
+                let (sv, sr) = (slot.inuse.get(), slot.reserve.get());
+                assert!(sv <= sr && sr - sv <= 2 * CHUNK, "{sv} {sr}");
+                v += sv;
+                r += sr;
+            }
+            assert_eq!(v, 200);
+            assert_eq!(s.1.get(), r);
+        });
+    }
+
+    #[test]
+    fn loom_owned_slots_have_one_writer_and_lose_nothing() {
+        run_owned(None);
+    }
+
+    #[test]
+    #[should_panic(expected = "assertion `left == right` failed")]
+    fn loom_two_owners_of_one_slot_lose_an_update() {
+        run_owned(Some(0));
     }
 
     fn run(a: &'static [i64], b: &'static [i64]) {

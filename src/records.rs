@@ -19,21 +19,48 @@
 //! Thread safety: lookups are lock-free; adding a record locks (`sys::table`).
 //! Counters are atomics updated on the slow path only.
 //!
-//! Counter shards: a record's counters start in the record, written by
-//! the thread that made it (its `owner`). The first time another thread
-//! counts an event on it, the record gets `SHARDS` more sets of the four
-//! counters, each on its own pair of cache lines (`Shards`, from the arena), and
-//! from then on every thread counts into the set of its own thread tag
-//! (`tag % SHARDS`). So two threads allocating at one site (at rate 1,
-//! every allocation) stop bouncing one cache line between their cores,
-//! and a record only one thread uses costs no memory more. Every set is
-//! atomics, and a reader sums them all: which set an event lands in never
-//! matters for exactness, only for speed (a thread without its locals
-//! counts into the record's own set). Shard sets are never freed; at most
-//! `MAX_SHARDED` records get one (then the rest share the record's set).
+//! Single writers: a record's own counter set (`counts`) is written by the
+//! thread that made it (its `owner`) and by no other, so the owner counts
+//! with a plain load and store (`count_owned`: no locked instruction; at
+//! rate 1 two of the four locked read-modify-writes an op were these).
+//! Owners are thread tags (`tag`), 64-bit and handed out once each, so a
+//! tag is never reused: no two threads are ever the owner of one set, even
+//! after a thread exits (its sets then stay as they are, read as always).
+//! A thread without its locals has tag 0, which owns nothing.
+//!
+//! Counter shards: the first time another thread counts an event on a
+//! record, the record gets `SHARDS` shards (`Shards`, from the arena),
+//! each on its own pair of cache lines, and from then on every thread,
+//! the owner too, counts in the shard of its own tag (`tag % SHARDS`):
+//! the record's own lines are then only read. A shard is claimed by the
+//! first thread that counts in it (its `owner`, set once by a CAS from 0)
+//! and holds two sets: `own`, written by that thread only, with plain
+//! stores, and `shared`, which the other threads of that shard (tags
+//! equal modulo `SHARDS`) add to atomically. The shards come with one
+//! more set, added to atomically by threads without their locals (tag 0).
+//! Past `MAX_SHARDED` records with shards, a record gets that one set
+//! alone (`Overflow`, 64 bytes), and every other thread adds to it. A
+//! record with neither (`shards` null) has nothing but its own set to
+//! read, and stays 104 bytes: at rate 1 a program has many thousands of
+//! thousands of records, and a peak capture reads them all. So two
+//! threads allocating at one site (at rate 1, every allocation) stop
+//! bouncing one cache line between their cores and neither uses a locked
+//! instruction, and a record only one thread uses costs no memory more.
+//! A reader sums every set: which set an event lands in never matters for
+//! exactness, only for speed. Shard sets are never freed. With the arena
+//! full (1 GiB of tables), a record without shards drops its other
+//! threads' events (counted as dropped, as samples are then).
 //!
 //! Invariants (per record, at any instant a reader loads `frees` before
-//! `allocs`): `frees <= allocs` and `free_weight <= alloc_weight`.
+//! `allocs`): `frees <= allocs` and `free_weight <= alloc_weight`. Each set
+//! is written either by one thread (a plain store, release) or by atomic
+//! adds (release), never both; a reader loads every set's frees (acquire)
+//! before any set's allocs, so each free it sees has its alloc seen too:
+//! the alloc was counted before the block reached the freeing thread, and
+//! a count seen makes everything its writer did before it visible,
+//! whichever set either landed in (see `sum`). The weights are clamped for
+//! the extras, which are relaxed (`counts`). And: a set with an owner is
+//! written by no other thread.
 //!
 //! The peak copy: `capture_peak` copies every record's four counters into
 //! its `peak` fields (under `peak.rs`'s capture lock) and then publishes
@@ -72,7 +99,12 @@ struct Counters<C = AtomicU64> {
 /// The atomic a counter is.
 trait Count {
     fn load(&self, order: Ordering) -> u64;
+    /// An atomic add (a locked instruction), for a set with many writers.
     fn add(&self, v: u64, order: Ordering);
+    /// A plain load and store, for a set with one writer: the caller.
+    fn add_owned(&self, v: u64, order: Ordering);
+    /// Sets a shard's owner from 0 to `tag`; `false` if it had one.
+    fn claim(&self, tag: u64) -> bool;
 }
 
 impl Count for AtomicU64 {
@@ -83,6 +115,18 @@ impl Count for AtomicU64 {
     #[inline]
     fn add(&self, v: u64, order: Ordering) {
         self.fetch_add(v, order);
+    }
+    #[inline]
+    fn add_owned(&self, v: u64, order: Ordering) {
+        self.store(
+            AtomicU64::load(self, Ordering::Relaxed).wrapping_add(v),
+            order,
+        );
+    }
+    #[inline]
+    fn claim(&self, tag: u64) -> bool {
+        self.compare_exchange(0, tag, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
@@ -98,14 +142,11 @@ impl Counters {
 }
 
 impl<C: Count> Counters<C> {
-    /// Counts one alloc (`free == false`) or free of `weight`.
+    /// Counts one alloc (`free == false`) or free of `weight`, atomically:
+    /// any thread may.
     #[inline]
     fn count(&self, free: bool, weight: u64) {
-        let (n, extra) = if free {
-            (&self.frees, &self.free_extra)
-        } else {
-            (&self.allocs, &self.alloc_extra)
-        };
+        let (n, extra) = self.pick(free);
         if weight != WEIGHT_ONE {
             // Wrapping: a weight just under one object would subtract.
             extra.add(weight.wrapping_sub(WEIGHT_ONE), Ordering::Relaxed);
@@ -113,16 +154,39 @@ impl<C: Count> Counters<C> {
         // Release: a reader that sees this count sees the extra too.
         n.add(1, Ordering::Release);
     }
+
+    /// `count` with plain loads and stores: only the set's one writer (its
+    /// owner thread) may call it.
+    #[inline]
+    fn count_owned(&self, free: bool, weight: u64) {
+        let (n, extra) = self.pick(free);
+        if weight != WEIGHT_ONE {
+            extra.add_owned(weight.wrapping_sub(WEIGHT_ONE), Ordering::Relaxed);
+        }
+        // Release, as in `count`: the extra, and everything this thread
+        // did before (the block's alloc, for a free), is seen with it.
+        n.add_owned(1, Ordering::Release);
+    }
+
+    #[inline]
+    fn pick(&self, free: bool) -> (&C, &C) {
+        if free {
+            (&self.frees, &self.free_extra)
+        } else {
+            (&self.allocs, &self.alloc_extra)
+        }
+    }
 }
 
 /// `[allocs, frees, alloc_extra, free_extra]` summed over the sets
-/// `sets()` returns (called twice: the record's own set and the shards
-/// published by then). Every set's frees are read before any set's allocs,
-/// so each free seen has its alloc seen too: a count is added with
-/// release, and an alloc happens before its block's free. The sets are
-/// asked for again after the frees: a free counted in the record's own set
-/// (by a thread without locals) may have its alloc in a shard published
-/// after the first call.
+/// `sets()` returns (called twice: the record's two sets and the shards'
+/// sets published by then). Every set's frees are read before any set's
+/// allocs, so each free seen has its alloc seen too: a count is stored
+/// with release (a plain store by a set's one writer, or an atomic add),
+/// the frees are loaded with acquire, and an alloc happens before its
+/// block's free. The sets are asked for again after the frees: a free
+/// counted in one of the record's sets may have its alloc in a shard
+/// published after the first call.
 fn sum<'a, C: Count + 'a, I: Iterator<Item = &'a Counters<C>>>(
     mut sets: impl FnMut() -> I,
 ) -> [u64; 4] {
@@ -141,16 +205,71 @@ fn sum<'a, C: Count + 'a, I: Iterator<Item = &'a Counters<C>>>(
 
 /// Counter sets per sharded record.
 const SHARDS: usize = 8;
-/// Most records with shards: 16 MiB of them.
+/// Most records with shards: 18 MiB of them.
 const MAX_SHARDED: u32 = 16 * 1024;
 
-/// 128 bytes: the adjacent-line prefetcher fetches lines in aligned
-/// pairs, so two sets on one pair still bounce between cores.
+/// One shard: a set its `owner` thread (a tag, 0 until claimed) writes
+/// alone and a set the shard's other threads add to. 128 bytes: the
+/// adjacent-line prefetcher fetches lines in aligned pairs, so two shards
+/// on one pair would still bounce between cores.
 #[repr(C, align(128))]
-struct Shard(Counters);
+struct Shard<C = AtomicU64> {
+    owner: C,
+    own: Counters<C>,
+    shared: Counters<C>,
+}
+
+/// Counts an event of this thread (tag `tag`, never 0) in `shard`: in its
+/// own set when this thread owns the shard or claims it now, else in its
+/// shared set. A stale owner read is either 0 (the claim then fails if
+/// another thread took it) or another thread's tag: never this thread's
+/// unless this thread claimed it, since tags are never reused.
+#[inline]
+fn count_in_shard<C: Count>(shard: &Shard<C>, tag: u64, free: bool, weight: u64) {
+    let o = shard.owner.load(Ordering::Relaxed);
+    if o == tag || (o == 0 && shard.owner.claim(tag)) {
+        shard.own.count_owned(free, weight);
+    } else {
+        shard.shared.count(free, weight);
+    }
+}
 
 /// A record's extra counter sets, one pair of cache lines each.
-struct Shards([Shard; SHARDS]);
+#[repr(C, align(128))]
+struct Shards {
+    /// Events of threads without a shard (see `Overflow`); first, as in
+    /// `Overflow`.
+    shared: Counters,
+    shard: [Shard; SHARDS],
+}
+
+/// What a record past the shard budget gets instead of `Shards`: only the
+/// set every other thread adds to atomically. `Record::shards` points to
+/// one with its low bit set.
+#[repr(C, align(64))]
+struct Overflow {
+    shared: Counters,
+}
+
+/// `Record::shards`, read: the shared set and the shards (none for an
+/// `Overflow`), or `None` while null.
+#[inline]
+fn sets_of(p: *mut u8) -> Option<(&'static Counters, &'static [Shard])> {
+    if p.is_null() {
+        None
+    } else if p as usize & 1 == 0 {
+        // SAFETY: an untagged non-null `shards` points to a zeroed, never
+        // freed `Shards` from the arena, published (release) after it was
+        // made; zeroed memory is a valid `Shards` (atomics).
+        let s = unsafe { &*p.cast::<Shards>() };
+        Some((&s.shared, &s.shard))
+    } else {
+        // SAFETY: as above, for an `Overflow`, its address tagged with 1
+        // (it is 64-aligned).
+        let o = unsafe { &*p.wrapping_sub(1).cast::<Overflow>() };
+        Some((&o.shared, &[]))
+    }
+}
 
 pub(crate) struct Record {
     /// The stack's full hash (`stacks::finish`): records are found by it,
@@ -159,14 +278,21 @@ pub(crate) struct Record {
     pub(crate) stack: StackId,
     pub(crate) labels: LabelSetId,
     pub(crate) size: u64,
-    /// The tag of the thread that made the record (see the module docs).
-    owner: u32,
-    /// Null until a second thread counts on the record; then set once.
-    shards: AtomicPtr<Shards>,
+    /// The tag of the thread that made the record, the one writer of
+    /// `counts` (`NO_OWNER` if it had no tag).
+    owner: u64,
+    /// Null until a second thread counts on the record; then set once, to
+    /// its `Shards`, or past the budget its `Overflow` (tagged: see
+    /// `sets_of`).
+    shards: AtomicPtr<u8>,
+    /// Written by `owner` only, with plain stores.
     counts: Counters,
     /// `[allocs, frees, alloc_extra, free_extra]` at the last peak capture.
     peak: [AtomicU64; 4],
 }
+
+// Every record pays for its fields, and a peak capture reads them all.
+const _: () = assert!(core::mem::size_of::<Record>() == 104);
 
 /// A consistent read of one record's counters.
 pub(crate) struct Counts {
@@ -186,26 +312,28 @@ static DROPPED: AtomicU64 = AtomicU64::new(0);
 static SHARD_LOCK: SpinLock = SpinLock::new();
 /// Records given shards so far (guarded by `SHARD_LOCK`).
 static SHARDED: AtomicU32 = AtomicU32::new(0);
-/// The last thread tag handed out.
-static LAST_TAG: AtomicU32 = AtomicU32::new(0);
+/// The last thread tag handed out. 64 bits: a tag is never handed out
+/// twice (a thread a nanosecond would take 584 years to wrap it), so no
+/// two threads, living or not, ever share one.
+static LAST_TAG: AtomicU64 = AtomicU64::new(0);
+/// The owner of a record made by a thread without a tag: no thread's tag.
+const NO_OWNER: u64 = u64::MAX;
 
 thread_local! {
     /// This thread's tag, 0 until its first count.
-    static TAG: Cell<u32> = const { Cell::new(0) };
+    static TAG: Cell<u64> = const { Cell::new(0) };
 }
 
-/// This thread's tag (never 0), or 0 once its locals are gone.
+/// This thread's tag (never 0 nor `NO_OWNER`), or 0 once its locals are
+/// gone.
 #[inline]
-fn tag() -> u32 {
+fn tag() -> u64 {
     TAG.try_with(|t| {
         let v = t.get();
         if v != 0 {
             return v;
         }
-        let v = LAST_TAG
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_add(1)
-            .max(1);
+        let v = LAST_TAG.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         t.set(v);
         v
     })
@@ -262,7 +390,10 @@ pub(crate) fn intern(
             stack,
             labels,
             size,
-            owner: tag(),
+            owner: match tag() {
+                0 => NO_OWNER,
+                t => t,
+            },
             shards: AtomicPtr::new(ptr::null_mut()),
             counts: Counters::new(),
             peak: [const { AtomicU64::new(0) }; 4],
@@ -276,42 +407,66 @@ pub(crate) fn count() -> usize {
     TABLE.len()
 }
 
-/// The counter set this thread counts `r`'s events in.
+/// Counts an event on `r`: in its own set, plainly, on its owner thread
+/// while `r` has no shards. Once it has, the owner counts in its shard as
+/// every other thread does: the record's lines are then only read (the
+/// key, `owner`, `shards`), not written on every event by one thread while
+/// the others read them.
 #[inline]
-fn counters(r: &Record) -> &Counters {
+fn count_event(r: &Record, free: bool, weight: u64) {
     let tag = tag();
-    let s = r.shards.load(Ordering::Acquire);
-    if !s.is_null() && tag != 0 {
-        // SAFETY: a non-null `shards` points to a zeroed, never freed
-        // `Shards` from the arena, published (release) after it was made.
-        return unsafe { &(*s).0[tag as usize % SHARDS].0 };
+    if tag == r.owner && r.shards.load(Ordering::Relaxed).is_null() {
+        r.counts.count_owned(free, weight);
+    } else {
+        count_foreign(r, tag, free, weight);
     }
-    if tag == r.owner || tag == 0 {
-        return &r.counts;
-    }
-    shard_slow(r, tag)
 }
 
-/// Gives `r` its shards (if no other thread did, and the budget allows)
-/// and returns this thread's set.
+/// Counts an event of a thread that is not `r`'s owner, or of its owner
+/// once `r` has shards: in its shard (see `count_in_shard`), or atomically
+/// in the shared set when it has none (a thread without locals, a record
+/// past the budget). The shards are published before anything is counted
+/// in them, so a reader that finds `r.shards` null has nothing to read but
+/// `r.counts` (see `read`). With the arena full (1 GiB of tables) the
+/// event is dropped and counted as dropped, as a sample is then.
+#[inline(never)]
+fn count_foreign(r: &Record, tag: u64, free: bool, weight: u64) {
+    let mut p = r.shards.load(Ordering::Acquire);
+    if p.is_null() {
+        p = shard_slow(r);
+    }
+    let Some((shared, shards)) = sets_of(p) else {
+        note_dropped();
+        return;
+    };
+    match shards.get(tag as usize % SHARDS) {
+        Some(shard) if tag != 0 => count_in_shard(shard, tag, free, weight),
+        _ => shared.count(free, weight),
+    }
+}
+
+/// Gives `r` its shards if no other thread did (an `Overflow` past the
+/// budget), and returns what `r.shards` is now: null if the arena is full.
 #[cold]
 #[inline(never)]
-fn shard_slow(r: &Record, tag: u32) -> &Counters {
+fn shard_slow(r: &Record) -> *mut u8 {
     let _g = SHARD_LOCK.lock();
-    let mut s = r.shards.load(Ordering::Acquire);
-    if s.is_null() {
-        if SHARDED.load(Ordering::Relaxed) >= MAX_SHARDED {
-            return &r.counts;
+    let mut p = r.shards.load(Ordering::Acquire);
+    if p.is_null() {
+        if SHARDED.load(Ordering::Relaxed) < MAX_SHARDED {
+            p = arena::alloc_zeroed(core::mem::size_of::<Shards>(), 128);
+            if !p.is_null() {
+                SHARDED.fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            p = arena::alloc_zeroed(core::mem::size_of::<Overflow>(), 64);
+            if !p.is_null() {
+                p = p.wrapping_add(1);
+            }
         }
-        s = arena::alloc_zeroed(core::mem::size_of::<Shards>(), 128).cast::<Shards>();
-        if s.is_null() {
-            return &r.counts;
-        }
-        SHARDED.fetch_add(1, Ordering::Relaxed);
-        r.shards.store(s, Ordering::Release);
+        r.shards.store(p, Ordering::Release);
     }
-    // SAFETY: as in `counters`; zeroed memory is a valid `Shards` (atomics).
-    unsafe { &(*s).0[tag as usize % SHARDS].0 }
+    p
 }
 
 #[cfg(test)]
@@ -327,22 +482,25 @@ pub(crate) fn on_free(id: RecordId, weight: u64) {
 /// Counts a sample of `weight` on `r`, found by `get`.
 #[inline]
 pub(crate) fn count_alloc(r: &Record, weight: u64) {
-    counters(r).count(false, weight);
+    count_event(r, false, weight);
 }
 
 /// Counts the free of a sample of `weight` on `r`.
 #[inline]
 pub(crate) fn count_free(r: &Record, weight: u64) {
-    counters(r).count(true, weight);
+    count_event(r, true, weight);
 }
 
-/// `r`'s counters, summed over its sets (see `sum`).
+/// `r`'s counters, summed over its sets (see `sum`). A record with no
+/// shards pointer has only its own set to read (`count_foreign` publishes
+/// them before counting in them): a peak capture reads every record,
+/// at rate 1 many thousands, so this is its whole cost per record.
 #[inline]
 fn read(r: &Record) -> [u64; 4] {
     let own = &r.counts;
     if r.shards.load(Ordering::Acquire).is_null() {
-        // `sum` over the record's set alone, as long as no shards appear
-        // before the allocs are read: a peak capture reads every record.
+        // `sum` over the record's own set alone, as long as no shards
+        // appear before the allocs are read.
         let frees = own.frees.load(Ordering::Acquire);
         let free_extra = own.free_extra.load(Ordering::Relaxed);
         if r.shards.load(Ordering::Acquire).is_null() {
@@ -358,14 +516,11 @@ fn read(r: &Record) -> [u64; 4] {
 #[inline(never)]
 fn read_sharded(r: &Record) -> [u64; 4] {
     sum(|| {
-        let s = r.shards.load(Ordering::Acquire);
-        let shards: &[Shard] = if s.is_null() {
-            &[]
-        } else {
-            // SAFETY: as in `counters`.
-            unsafe { &(*s).0 }
-        };
-        core::iter::once(&r.counts).chain(shards.iter().map(|s| &s.0))
+        let (shared, shards) = sets_of(r.shards.load(Ordering::Acquire))
+            .map_or((None, &[][..]), |(c, s)| (Some(c), s));
+        core::iter::once(&r.counts)
+            .chain(shared)
+            .chain(shards.iter().flat_map(|s| [&s.own, &s.shared]))
     })
 }
 
@@ -500,16 +655,69 @@ mod tests {
             )
         );
     }
+
+    /// More threads than shards: some own their shard, the others add to
+    /// its shared set, and the owner counts in the record's own set with
+    /// plain stores; nothing is lost.
+    #[test]
+    fn threads_past_the_shards_share_and_lose_nothing() {
+        let id = intern(0x7fff_0003, 0x7fff_0003, 80, 0).unwrap().0;
+        let threads: Vec<_> = (0..3 * SHARDS)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    for _ in 0..2000 {
+                        on_alloc(id, WEIGHT_ONE);
+                        on_free(id, WEIGHT_ONE + 3);
+                        on_alloc(id, WEIGHT_ONE + 3);
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..2000 {
+            on_alloc(id, WEIGHT_ONE);
+            on_free(id, WEIGHT_ONE);
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        let n = 3 * SHARDS as u64 * 2000;
+        assert_eq!(
+            counts_of(id),
+            (
+                2 * n + 2000,
+                WEIGHT_ONE * (2 * n + 2000) + 3 * n,
+                n + 2000,
+                WEIGHT_ONE * (n + 2000) + 3 * n
+            )
+        );
+        let r = get(id);
+        assert_eq!(r.owner, tag());
+        let (_, shards) = sets_of(r.shards.load(Ordering::Acquire)).unwrap();
+        assert_eq!(shards.len(), SHARDS);
+        assert!(shards.iter().all(|s| s.owner.load(Ordering::Relaxed) != 0));
+        assert!(shards
+            .iter()
+            .any(|s| s.shared.allocs.load(Ordering::Relaxed) != 0));
+    }
 }
 
-/// The `loom` model of counter shards:
+/// The `loom` model of single-writer sets and counter shards:
 /// `RUSTFLAGS="--cfg memprof_loom" cargo test --release --lib loom`. The
-/// record's owner counts an alloc (in its own set, or its shard once
-/// shards are published) and hands the block to a second thread, which
-/// publishes the shards, counts an alloc of its own in its shard, frees
-/// the owner's block there and frees its own block into the record's set
-/// (as a thread without locals does). A reader sums meanwhile: it never
-/// sees more frees than allocs; at the end the sums are exact.
+/// record's owner (tag 1) counts an alloc in its own set with plain
+/// stores (in its shard, claiming it, once shards are published) and
+/// hands the block to a second thread (tag 2), which publishes the shards,
+/// counts an alloc of its own in its shard (claiming it), frees the
+/// owner's block there and frees its own block as a thread without locals
+/// (tag 0: the shards' shared set). With the second thread without
+/// locals throughout, the record gets the shared set alone instead (as
+/// an `Overflow` past the budget), and the events of both but the owner's
+/// plain one go to it. A
+/// reader sums meanwhile, as `read` does (the own set alone while nothing
+/// is published): it never sees more frees than allocs; at the end the
+/// sums are exact. Two threads of one shard (tags 2 and 4) race to claim
+/// it, likewise. Two models break the protocol and must fail: two threads
+/// counting plainly in one set (as two owners would), and two threads
+/// claiming one shard without the CAS.
 #[cfg(all(test, memprof_loom))]
 mod loom_model {
     use super::*;
@@ -523,6 +731,16 @@ mod loom_model {
         fn add(&self, v: u64, order: Ordering) {
             self.fetch_add(v, order);
         }
+        fn add_owned(&self, v: u64, order: Ordering) {
+            self.store(
+                LoomU64::load(self, Ordering::Relaxed).wrapping_add(v),
+                order,
+            );
+        }
+        fn claim(&self, tag: u64) -> bool {
+            self.compare_exchange(0, tag, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        }
     }
 
     fn set() -> Counters<LoomU64> {
@@ -534,22 +752,90 @@ mod loom_model {
         }
     }
 
+    fn shard() -> Shard<LoomU64> {
+        Shard {
+            owner: LoomU64::new(0),
+            own: set(),
+            shared: set(),
+        }
+    }
+
+    const OWNER: u64 = 1;
+    /// `Rec::published`: nothing, the shards (with the shared set), an
+    /// `Overflow` (the shared set alone).
+    const NULL: u64 = 0;
+    const SHARDS_ON: u64 = 1;
+    const OVERFLOW: u64 = 2;
+
     struct Rec {
         own: Counters<LoomU64>,
-        shards: [Counters<LoomU64>; 2],
-        published: AtomicBool,
+        shared: Counters<LoomU64>,
+        shards: [Shard<LoomU64>; 2],
+        /// `Record::shards`, as one of the three states.
+        published: LoomU64,
         handed: AtomicBool,
     }
 
     impl Rec {
+        fn new() -> Arc<Rec> {
+            Arc::new(Rec {
+                own: set(),
+                shared: set(),
+                shards: [shard(), shard()],
+                published: LoomU64::new(NULL),
+                handed: AtomicBool::new(false),
+            })
+        }
+
+        /// `count_event`, `count_foreign` and `shard_slow` (its lock a
+        /// CAS: the first to publish wins).
+        fn count(&self, tag: u64, free: bool, weight: u64) {
+            if tag == OWNER && self.published.load(Ordering::Relaxed) == NULL {
+                return self.own.count_owned(free, weight);
+            }
+            let mut s = self.published.load(Ordering::Acquire);
+            if s == NULL {
+                // (The model gives a thread without locals the `Overflow`,
+                // as the budget would.)
+                let want = if tag == 0 { OVERFLOW } else { SHARDS_ON };
+                s = match self.published.compare_exchange(
+                    NULL,
+                    want,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => want,
+                    Err(now) => now,
+                };
+            }
+            if s == OVERFLOW || tag == 0 {
+                self.shared.count(free, weight);
+            } else {
+                count_in_shard(&self.shards[tag as usize % 2], tag, free, weight);
+            }
+        }
+
+        /// `read`: the own set alone while nothing is published, else
+        /// `read_sharded`.
         fn sum(&self) -> [u64; 4] {
+            if self.published.load(Ordering::Acquire) == NULL {
+                let frees = self.own.frees.load(Ordering::Acquire);
+                let free_extra = self.own.free_extra.load(Ordering::Relaxed);
+                if self.published.load(Ordering::Acquire) == NULL {
+                    let allocs = self.own.allocs.load(Ordering::Acquire);
+                    let alloc_extra = self.own.alloc_extra.load(Ordering::Relaxed);
+                    return [allocs, frees, alloc_extra, free_extra];
+                }
+            }
             sum(|| {
-                let n = if self.published.load(Ordering::Acquire) {
+                let n = if self.published.load(Ordering::Acquire) == SHARDS_ON {
                     2
                 } else {
                     0
                 };
-                core::iter::once(&self.own).chain(self.shards[..n].iter())
+                [&self.own, &self.shared]
+                    .into_iter()
+                    .chain(self.shards[..n].iter().flat_map(|s| [&s.own, &s.shared]))
             })
         }
     }
@@ -564,45 +850,114 @@ mod loom_model {
         assert!(frees <= allocs, "{v:?}");
     }
 
-    #[test]
-    fn loom_shards_lose_nothing_and_never_show_a_free_before_its_alloc() {
+    fn builder() -> loom::model::Builder {
         let mut b = loom::model::Builder::new();
         b.preemption_bound = Some(3);
-        b.check(|| {
-            let r = Arc::new(Rec {
-                own: set(),
-                shards: [set(), set()],
-                published: AtomicBool::new(false),
-                handed: AtomicBool::new(false),
-            });
+        b
+    }
+
+    /// The owner and a second thread of tag `other` (0: without locals).
+    fn owner_and_other(other: u64) {
+        builder().check(move || {
+            let r = Rec::new();
             let owner = {
                 let r = r.clone();
                 loom::thread::spawn(move || {
-                    // `counters` for the owner: its shard once published.
-                    if r.published.load(Ordering::Acquire) {
-                        r.shards[0].count(false, W);
-                    } else {
-                        r.own.count(false, W);
-                    }
+                    r.count(OWNER, false, W);
                     r.handed.store(true, Ordering::Release);
                 })
             };
-            let other = {
+            let second = {
                 let r = r.clone();
                 loom::thread::spawn(move || {
-                    r.published.store(true, Ordering::Release);
-                    r.shards[1].count(false, WEIGHT_ONE);
+                    r.count(other, false, WEIGHT_ONE);
                     while !r.handed.load(Ordering::Acquire) {
                         loom::thread::yield_now();
                     }
-                    r.shards[1].count(true, W);
-                    r.own.count(true, WEIGHT_ONE);
+                    r.count(other, true, W);
+                    r.count(0, true, WEIGHT_ONE);
                 })
             };
             check(r.sum());
             owner.join().unwrap();
-            other.join().unwrap();
+            second.join().unwrap();
             assert_eq!(r.sum(), [2, 2, W - WEIGHT_ONE, W - WEIGHT_ONE]);
+        });
+    }
+
+    #[test]
+    fn loom_owned_sets_and_shards_lose_nothing_and_never_show_a_free_before_its_alloc() {
+        owner_and_other(2);
+    }
+
+    #[test]
+    fn loom_a_record_with_the_shared_set_alone_loses_nothing() {
+        owner_and_other(0);
+    }
+
+    /// Two threads of one shard (tags 2 and 4) race to claim it: one
+    /// counts in its own set, the other in the shared one.
+    #[test]
+    fn loom_two_threads_of_one_shard_lose_nothing() {
+        builder().check(|| {
+            let r = Rec::new();
+            let t = {
+                let r = r.clone();
+                loom::thread::spawn(move || {
+                    r.count(2, false, W);
+                    r.count(2, true, W);
+                })
+            };
+            r.count(4, false, WEIGHT_ONE);
+            check(r.sum());
+            r.count(4, true, WEIGHT_ONE);
+            t.join().unwrap();
+            assert_eq!(r.sum(), [2, 2, W - WEIGHT_ONE, W - WEIGHT_ONE]);
+        });
+    }
+
+    /// Two threads on one set with plain stores (two owners of one set):
+    /// loom finds the lost count.
+    #[test]
+    #[should_panic(expected = "assertion `left == right` failed")]
+    fn loom_two_plain_writers_of_one_set_lose_a_count() {
+        builder().check(|| {
+            let r = Rec::new();
+            let t = {
+                let r = r.clone();
+                loom::thread::spawn(move || r.count(OWNER, false, WEIGHT_ONE))
+            };
+            r.count(OWNER, false, WEIGHT_ONE);
+            t.join().unwrap();
+            assert_eq!(r.sum()[0], 2);
+        });
+    }
+
+    /// Two threads of one shard taking it without the CAS: loom finds the
+    /// lost count.
+    #[test]
+    #[should_panic(expected = "assertion `left == right` failed")]
+    fn loom_a_shard_claimed_without_the_cas_loses_a_count() {
+        builder().check(|| {
+            let r = Rec::new();
+            let racy = |r: &Rec, tag: u64| {
+                let s = &r.shards[0];
+                let o = s.owner.load(Ordering::Relaxed);
+                if o == tag || o == 0 {
+                    s.owner.store(tag, Ordering::Relaxed);
+                    s.own.count_owned(false, WEIGHT_ONE);
+                } else {
+                    s.shared.count(false, WEIGHT_ONE);
+                }
+            };
+            let t = {
+                let r = r.clone();
+                loom::thread::spawn(move || racy(&r, 2))
+            };
+            racy(&r, 4);
+            t.join().unwrap();
+            r.published.store(SHARDS_ON, Ordering::Release);
+            assert_eq!(r.sum()[0], 2);
         });
     }
 }
