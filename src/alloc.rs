@@ -151,7 +151,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Sampled<A> {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if !region::contains(ptr) && sampler::fast(new_size) {
+        if !region::holds(ptr) && sampler::fast(new_size) {
             // SAFETY: the inner allocator served `ptr` with `layout`; the
             // caller upholds `realloc`'s contract.
             return unsafe { self.inner.realloc(ptr, layout, new_size) };
@@ -241,7 +241,7 @@ impl<A: GlobalAlloc> Sampled<A> {
     #[cold]
     #[inline(never)]
     unsafe fn realloc_slow(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let old_sampled = region::contains(ptr);
+        let old_sampled = region::holds(ptr);
         // A sampled old block skipped the countdown in the fast path.
         let sample = if old_sampled && sampler::fast(new_size) {
             None
@@ -268,7 +268,7 @@ impl<A: GlobalAlloc> Sampled<A> {
             old_owner,
             layout.size() as u64,
             new_size as u64,
-            region::contains(new),
+            region::holds(new),
         );
         new
     }
@@ -281,7 +281,7 @@ impl<A: GlobalAlloc> Sampled<A> {
         new_size: usize,
         weight: Option<sampler::Sample>,
     ) -> *mut u8 {
-        let old_sampled = region::contains(ptr);
+        let old_sampled = region::holds(ptr);
         // SAFETY: `realloc`'s contract: `new_size`, rounded up to
         // `layout.align()`, does not overflow isize.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };

@@ -35,7 +35,7 @@ mod layout;
 mod meta;
 mod small;
 
-pub(crate) use layout::contains;
+pub(crate) use layout::{contains, holds};
 pub(crate) use meta::BlockMeta;
 
 use super::lock::SpinLock;
