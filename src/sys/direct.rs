@@ -91,10 +91,9 @@ macro_rules! direct_static {
                         options(pure, nomem, nostack, preserves_flags),
                     );
                 }
-                // SAFETY: the symbol is `size_of::<$ty>()` 128-aligned bytes
-                // holding the macro's initial value, live for the whole
-                // program, only reached here as a `$ty` (valid with those
-                // bits, `Sync`).
+                // The symbol is `size_of::<$ty>()` 128-aligned bytes holding
+                // the macro's initial value, live for the whole program.
+                // SAFETY: only reached here, as a `$ty` (valid with those bits, `Sync`).
                 unsafe { &*p }
             }
             #[cfg(not(all(target_arch = "x86_64", not(memprof_loom))))]
